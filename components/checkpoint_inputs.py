@@ -1,0 +1,115 @@
+"""The pretrained checkpoint as a pipeline artifact, and components that consume it.
+
+The checkpoint is imported once (`checkpoint_importer`), so ML Metadata records which checkpoint
+each run used. TFX's Transform and Trainer have no input for it, so this module gives each a
+subclass whose spec adds a `pretrained_checkpoint` input channel; their executors put the
+artifact's URI into `custom_config['pretrained_checkpoint']`, where the user module reads it.
+One artifact feeds vocabulary, casing and weights: there is no second path that could drift.
+
+Transform also gets the label values of the schema (`custom_config['label_values']`) so the
+label vocabulary follows the schema's order: class indices stay stable across retraining runs.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional, Tuple
+
+from tfx import types
+from tfx.components import Trainer as _Trainer
+from tfx.components import Transform as _Transform
+from tfx.components.trainer.executor import GenericExecutor
+from tfx.components.transform.executor import Executor as _TransformExecutor
+from tfx.dsl.components.base import base_component
+from tfx.dsl.components.common import importer
+from tfx.types import artifact_utils, standard_component_specs
+from tfx.types.component_spec import ChannelParameter
+from tfx.utils import io_utils, json_utils
+
+from preprocessing.preprocessing import CHECKPOINT_KEY, LABEL_FEATURE_KEY, LABEL_VALUES_KEY
+
+
+
+class PretrainedCheckpoint(types.Artifact):
+    """A Hugging Face model directory: config.json, vocab.txt, tokenizer config, weights."""
+
+    TYPE_NAME = "bertpipe.PretrainedCheckpoint"
+
+
+def checkpoint_importer(checkpoint_uri: str) -> importer.Importer:
+    return importer.Importer(source_uri=checkpoint_uri, artifact_type=PretrainedCheckpoint,
+                             reimport=False).with_id("PretrainedCheckpointImporter")
+
+
+def _custom_config(exec_properties: Dict[str, Any]) -> Dict[str, Any]:
+    serialized = exec_properties.get(standard_component_specs.CUSTOM_CONFIG_KEY)
+    return (json_utils.loads(serialized) if serialized else None) or {}
+
+
+def _move_checkpoint_into_custom_config(
+        input_dict: Dict[str, List[types.Artifact]], exec_properties: Dict[str, Any],
+        **extra: Any) -> Tuple[Dict[str, List[types.Artifact]], Dict[str, Any]]:
+    input_dict = dict(input_dict)
+    checkpoint = artifact_utils.get_single_instance(input_dict.pop(CHECKPOINT_KEY))
+    custom_config = dict(_custom_config(exec_properties), **extra)
+    custom_config[CHECKPOINT_KEY] = checkpoint.uri
+    exec_properties = dict(exec_properties)
+    exec_properties[standard_component_specs.CUSTOM_CONFIG_KEY] = json_utils.dumps(custom_config)
+    return input_dict, exec_properties
+
+
+def schema_label_values(schema_uri: str, label_feature: str) -> Optional[List[str]]:
+    """The label feature's string domain in the schema, in schema order; None if it has none."""
+    schema = io_utils.SchemaReader().read(io_utils.get_only_uri_in_dir(schema_uri))
+    for feature in schema.feature:
+        if feature.name != label_feature:
+            continue
+        if feature.HasField("string_domain"):
+            return list(feature.string_domain.value)
+        if feature.domain:
+            for domain in schema.string_domain:
+                if domain.name == feature.domain:
+                    return list(domain.value)
+    return None
+
+
+class TransformExecutor(_TransformExecutor):
+    def Do(self, input_dict, output_dict, exec_properties):
+        schema = artifact_utils.get_single_instance(
+            input_dict[standard_component_specs.SCHEMA_KEY])
+        label_feature = _custom_config(exec_properties)[LABEL_FEATURE_KEY]
+        input_dict, exec_properties = _move_checkpoint_into_custom_config(
+            input_dict, exec_properties,
+            **{LABEL_VALUES_KEY: schema_label_values(schema.uri, label_feature)})
+        return super().Do(input_dict, output_dict, exec_properties)
+
+
+class TrainerExecutor(GenericExecutor):
+    def Do(self, input_dict, output_dict, exec_properties):
+        input_dict, exec_properties = _move_checkpoint_into_custom_config(
+            input_dict, exec_properties)
+        return super().Do(input_dict, output_dict, exec_properties)
+
+
+def _with_checkpoint_input(component_class, executor_class):
+    """A subclass of a TFX component with a `pretrained_checkpoint` input and `executor_class`."""
+    spec_class = type(component_class.SPEC_CLASS.__name__, (component_class.SPEC_CLASS,), {
+        "INPUTS": {**component_class.SPEC_CLASS.INPUTS,
+                   CHECKPOINT_KEY: ChannelParameter(type=PretrainedCheckpoint)}})
+
+    class WithCheckpoint(component_class):
+        SPEC_CLASS = spec_class
+        EXECUTOR_SPEC = type(component_class.EXECUTOR_SPEC)(executor_class)
+
+        def __init__(self, pretrained_checkpoint: types.BaseChannel, **kwargs):
+            # Let the TFX component check and serialize its arguments, then add the channel.
+            standard = component_class(**kwargs)
+            spec = spec_class(**standard.spec.exec_properties, **standard.spec.inputs,
+                              **standard.spec.outputs,
+                              **{CHECKPOINT_KEY: pretrained_checkpoint})
+            base_component.BaseComponent.__init__(self, spec=spec)
+
+    WithCheckpoint.__name__ = WithCheckpoint.__qualname__ = component_class.__name__
+    return WithCheckpoint
+
+
+Transform = _with_checkpoint_input(_Transform, TransformExecutor)
+Trainer = _with_checkpoint_input(_Trainer, TrainerExecutor)

