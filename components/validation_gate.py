@@ -4,7 +4,6 @@ TFX's ExampleValidator records anomalies but lets the run go on. Transform (and 
 runs only after this gate, which fails the run with one readable summary per split: which
 feature, what is wrong, which split.
 """
-from __future__ import annotations
 
 import os
 from typing import Dict, List

@@ -51,7 +51,7 @@ def _user_errors():
     return InputDataError, DataValidationError, CheckpointError
 
 
-def _find_user_error(error: BaseException) -> Optional[BaseException]:
+def find_user_error(error: BaseException) -> Optional[BaseException]:
     """The user-facing error behind `error`, also when Beam or TFX wrapped it."""
     user_errors = _user_errors()
     seen = set()
@@ -64,8 +64,12 @@ def _find_user_error(error: BaseException) -> Optional[BaseException]:
 
 
 def command_run(args: argparse.Namespace) -> int:
-    from pipeline import local_runner
-    local_runner.run(_config_from_args(args))
+    from pipeline import local_runner, run_summary
+    config = _config_from_args(args)
+    local_runner.run(config)
+    print(f"pipeline root: {config.resolved().pipeline_root}")
+    for component, seconds in run_summary.component_wall_times(config).items():
+        print(f"  {component:<30} {seconds:8.1f} s")
     return 0
 
 
@@ -139,7 +143,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         return args.handler(args)
     except Exception as error:  # pylint: disable=broad-except
-        user_error = _find_user_error(error)
+        user_error = find_user_error(error)
         if user_error is None:
             raise
         print(f"error: {user_error}", file=sys.stderr)

@@ -1,0 +1,70 @@
+"""Shared test fixtures: the SST-2 reference data beside the repo, samples of it, and tiny
+checkpoints with a small vocabulary so unit tests run in seconds."""
+import csv
+import json
+import os
+import pathlib
+
+import pytest
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def shared_sst2_dir() -> pathlib.Path:
+    path = pathlib.Path(os.environ.get("BERTPIPE_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
+    return path / "sst2"
+
+
+@pytest.fixture(scope="session")
+def sst2_dir() -> pathlib.Path:
+    path = shared_sst2_dir()
+    if not (path / "test.tsv").exists():
+        pytest.fail(f"SST-2 reference data not found at {path}: the tests expect ../shared/data "
+                    "beside the repository (or BERTPIPE_SHARED_DATA)")
+    return path
+
+
+def read_tsv(path):
+    with open(path, encoding="utf-8", newline="") as handle:
+        return list(csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE))
+
+
+def write_tsv(path, rows):
+    with open(path, "w", encoding="utf-8", newline="") as handle:
+        csv.writer(handle, delimiter="\t", quoting=csv.QUOTE_NONE, escapechar=None,
+                   lineterminator="\n").writerows(rows)
+    return path
+
+
+@pytest.fixture(scope="session")
+def sst2_sample(sst2_dir, tmp_path_factory):
+    """500 SST-2 rows: 400 from train.tsv and 100 from dev.tsv, as train.tsv/dev.tsv."""
+    directory = tmp_path_factory.mktemp("sst2_sample")
+    train, dev = read_tsv(sst2_dir / "train.tsv"), read_tsv(sst2_dir / "dev.tsv")
+    write_tsv(directory / "train.tsv", train[:401])
+    write_tsv(directory / "dev.tsv", dev[:101])
+    return directory
+
+
+TINY_VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "movie", "was", "great",
+              "bad", "good", "un", "##believ", "##able", "cafe", ",", ".", "!", "'", "t",
+              "don", "a", "##b", "##c", "北", "京", "ß", "ss"]
+
+
+def write_tiny_checkpoint(directory: pathlib.Path, lower_case: bool = True) -> pathlib.Path:
+    """A Hugging Face-layout BERT checkpoint with a 28-token vocabulary (no weights)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "vocab.txt").write_text("\n".join(TINY_VOCAB) + "\n", encoding="utf-8")
+    (directory / "tokenizer_config.json").write_text(json.dumps({
+        "do_lower_case": lower_case, "tokenizer_class": "BertTokenizer"}))
+    (directory / "config.json").write_text(json.dumps({
+        "model_type": "bert", "vocab_size": len(TINY_VOCAB), "hidden_size": 16,
+        "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 32,
+        "max_position_embeddings": 64, "type_vocab_size": 2}))
+    return directory
+
+
+@pytest.fixture
+def tiny_checkpoint(tmp_path):
+    return write_tiny_checkpoint(tmp_path / "tiny_checkpoint")
