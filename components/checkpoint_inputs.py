@@ -11,7 +11,7 @@ label vocabulary follows the schema's order: class indices stay stable across re
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Tuple
 
 from tfx import types
 from tfx.components import Trainer as _Trainer
@@ -24,7 +24,8 @@ from tfx.types import artifact_utils, standard_component_specs
 from tfx.types.component_spec import ChannelParameter
 from tfx.utils import io_utils, json_utils
 
-from preprocessing.preprocessing import CHECKPOINT_KEY, LABEL_FEATURE_KEY, LABEL_VALUES_KEY
+from preprocessing.preprocessing import (CHECKPOINT_KEY, LABEL_FEATURE_KEY, LABEL_VALUES_KEY,
+                                         label_values_from_schema)
 
 
 
@@ -56,21 +57,6 @@ def _move_checkpoint_into_custom_config(
     return input_dict, exec_properties
 
 
-def schema_label_values(schema_uri: str, label_feature: str) -> Optional[List[str]]:
-    """The label feature's string domain in the schema, in schema order; None if it has none."""
-    schema = io_utils.SchemaReader().read(io_utils.get_only_uri_in_dir(schema_uri))
-    for feature in schema.feature:
-        if feature.name != label_feature:
-            continue
-        if feature.HasField("string_domain"):
-            return list(feature.string_domain.value)
-        if feature.domain:
-            for domain in schema.string_domain:
-                if domain.name == feature.domain:
-                    return list(domain.value)
-    return None
-
-
 class TransformExecutor(_TransformExecutor):
     def Do(self, input_dict, output_dict, exec_properties):
         schema = artifact_utils.get_single_instance(
@@ -78,7 +64,8 @@ class TransformExecutor(_TransformExecutor):
         label_feature = _custom_config(exec_properties)[LABEL_FEATURE_KEY]
         input_dict, exec_properties = _move_checkpoint_into_custom_config(
             input_dict, exec_properties,
-            **{LABEL_VALUES_KEY: schema_label_values(schema.uri, label_feature)})
+            **{LABEL_VALUES_KEY: label_values_from_schema(
+                io_utils.get_only_uri_in_dir(schema.uri), label_feature)})
         return super().Do(input_dict, output_dict, exec_properties)
 
 

@@ -11,6 +11,8 @@ import os
 from typing import List, Optional
 
 DATA_FORMATS = ("auto", "csv", "tsv", "tfrecord")
+STRATEGIES = ("auto", "default", "mirrored", "multi_worker_mirrored", "tpu")
+PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 
 
 @dataclasses.dataclass
@@ -36,6 +38,29 @@ class PipelineConfig:
     # Curated schema (schema.pbtxt). Empty: infer one with SchemaGen (first run).
     schema_path: str = ""
 
+    # Training (Trainer). Batch sizes are global: split across replicas by tf.distribute.
+    epochs: int = 1
+    train_batch_size: int = 32
+    eval_batch_size: int = 64
+    learning_rate: float = 5e-5
+    warmup_fraction: float = 0.1  # of all training steps; then linear decay to 0
+    weight_decay: float = 0.01
+    dropout: float = 0.1
+    seed: int = 42
+    distribution: str = "auto"  # one of STRATEGIES; auto: from the hardware
+    mixed_precision: str = "auto"  # one of PRECISIONS; auto: mixed_float16 on GPU, else off
+    xla: bool = False
+    checkpoint_every_steps: int = 100  # training-state backups, for resuming a killed Trainer
+
+    # Evaluation: a model is blessed when accuracy >= min_accuracy and, against the latest
+    # blessed model, has not dropped by more than max_accuracy_drop.
+    min_accuracy: float = 0.5
+    max_accuracy_drop: float = 0.0
+
+    # Pushing: <serving_root>/<model_name>/<version>/ (empty serving_root: <output_dir>/serving)
+    serving_root: str = ""
+    model_name: str = "text_classifier"
+
     pipeline_name: str = "bertpipe"
     output_dir: str = "runs"  # pipeline root and ML Metadata live under output_dir/pipeline_name
     beam_args: List[str] = dataclasses.field(
@@ -52,10 +77,27 @@ class PipelineConfig:
                              f"got {self.max_seq_length}")
         if self.text_column == self.label_column:
             raise ValueError(f"text_column and label_column are both {self.text_column!r}")
+        if self.distribution not in STRATEGIES:
+            raise ValueError(f"distribution must be one of {STRATEGIES}, "
+                             f"got {self.distribution!r}")
+        if self.mixed_precision not in PRECISIONS:
+            raise ValueError(f"mixed_precision must be one of {PRECISIONS}, "
+                             f"got {self.mixed_precision!r}")
+        for name in ("epochs", "train_batch_size", "eval_batch_size", "checkpoint_every_steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
 
     @property
     def pipeline_root(self) -> str:
         return os.path.join(self.output_dir, self.pipeline_name, "root")
+
+    @property
+    def backup_root(self) -> str:
+        return os.path.join(self.output_dir, self.pipeline_name, "trainer_backup")
+
+    @property
+    def serving_model_root(self) -> str:
+        return self.serving_root or os.path.join(self.output_dir, "serving")
 
     @property
     def metadata_path(self) -> str:
@@ -73,4 +115,5 @@ class PipelineConfig:
             eval_data=absolute(self.eval_data),
             schema_path=absolute(self.schema_path),
             output_dir=absolute(self.output_dir),
+            serving_root=absolute(self.serving_root),
         )

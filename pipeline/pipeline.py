@@ -1,20 +1,25 @@
 """The pipeline: which components run, and what feeds what. Nothing else lives here.
 
-  PretrainedCheckpoint (Importer) ------------------------------+
-  ExampleGen -> StatisticsGen -> SchemaGen | ImportSchemaGen    |
-             -> ExampleValidator -> ValidationGate -> Transform <+
+  PretrainedCheckpoint (Importer) ------------------------------+----------+
+  ExampleGen -> StatisticsGen -> SchemaGen | ImportSchemaGen    |          |
+             -> ExampleValidator -> ValidationGate -> Transform <+-> Trainer <+
+  LatestBlessedModel (Resolver) -> Evaluator (baseline) <- Trainer
 """
 from __future__ import annotations
 
+import dataclasses
+
 from tfx import v1 as tfx
 
-from components.checkpoint_inputs import Transform, checkpoint_importer
+from components.checkpoint_inputs import Trainer, Transform, checkpoint_importer
 from components.text_example_gen import TextExampleGen
 from components.validation_gate import ValidationGate
 from pipeline.config import PipelineConfig
 from pipeline.data_inputs import example_gen_inputs
+from pipeline.eval_config import make_eval_config
 from preprocessing import preprocessing
 from preprocessing.checkpoint import resolve_checkpoint
+from trainer import task
 
 
 def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
@@ -50,11 +55,28 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
                        preprocessing.MAX_SEQ_LENGTH_KEY: config.max_seq_length})
     transform.add_upstream_node(validation_gate)  # anomalies stop the run before Transform
 
+    trainer = Trainer(
+        pretrained_checkpoint=checkpoint.outputs["result"],
+        run_fn=f"{task.__name__}.run_fn",
+        examples=transform.outputs["transformed_examples"],
+        transform_graph=transform.outputs["transform_graph"],
+        schema=schema_gen.outputs["schema"],
+        custom_config={task.PIPELINE_CONFIG_KEY: dataclasses.asdict(config)})
+
+    baseline_model = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    ).with_id("latest_blessed_model_resolver")
+    evaluator = tfx.components.Evaluator(
+        examples=example_gen.outputs["examples"], model=trainer.outputs["model"],
+        baseline_model=baseline_model.outputs["model"], eval_config=make_eval_config(config))
+
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name,
         pipeline_root=config.pipeline_root,
         components=[checkpoint, example_gen, statistics_gen, schema_gen, example_validator,
-                    validation_gate, transform],
+                    validation_gate, transform, trainer, baseline_model, evaluator],
         enable_cache=config.enable_cache,
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
             config.metadata_path),

@@ -10,7 +10,7 @@ LABEL_VOCABULARY, so serving can map class indices back to label names.
 """
 from __future__ import annotations
 
-from typing import Any, Dict
+from typing import Any, Dict, List, Optional
 
 import tensorflow as tf
 import tensorflow_transform as tft
@@ -24,6 +24,10 @@ INPUT_MASK = "input_mask"
 INPUT_TYPE_IDS = "input_type_ids"
 LABEL = "label"
 LABEL_VOCABULARY = "labels"
+# Token-length bucket of each text (with [CLS]/[SEP]), for evaluation slices.
+LENGTH_BUCKET = "length_bucket"
+_LENGTH_BUCKET_BOUNDS = (16, 32, 64)
+_LENGTH_BUCKET_NAMES = ("<=16", "17-32", "33-64", ">64")
 
 # custom_config keys set by pipeline/pipeline.py and components/checkpoint_inputs.py.
 CHECKPOINT_KEY = "pretrained_checkpoint"
@@ -31,6 +35,20 @@ TEXT_FEATURE_KEY = "text_feature"
 LABEL_FEATURE_KEY = "label_feature"
 LABEL_VALUES_KEY = "label_values"
 MAX_SEQ_LENGTH_KEY = "max_seq_length"
+
+
+def label_values_from_schema(schema_path: str, label_feature: str) -> Optional[List[str]]:
+    """The label feature's string domain in a schema.pbtxt (schema order), or None."""
+    from tfx.utils import io_utils
+    schema = io_utils.SchemaReader().read(schema_path)
+    for feature in schema.feature:
+        if feature.name == label_feature:
+            if feature.HasField("string_domain"):
+                return list(feature.string_domain.value)
+            for domain in schema.string_domain:
+                if domain.name == feature.domain:
+                    return list(domain.value)
+    return None
 
 
 def _dense_strings(feature: Any) -> tf.Tensor:
@@ -49,7 +67,12 @@ def preprocessing_fn(inputs: Dict[str, Any], custom_config: Dict[str, Any]) -> D
     tokenizer = BertTokenizerGraph(read_tokenizer_settings(custom_config[CHECKPOINT_KEY]),
                                    int(custom_config[MAX_SEQ_LENGTH_KEY]))
     text = _dense_strings(inputs[custom_config[TEXT_FEATURE_KEY]])
-    outputs = {name: values.to_sparse() for name, values in tokenizer(text).items()}
+    tokens = tokenizer(text)
+    outputs = {name: values.to_sparse() for name, values in tokens.items()}
+    lengths = tokens[INPUT_IDS].row_lengths()
+    outputs[LENGTH_BUCKET] = tf.gather(
+        tf.constant(_LENGTH_BUCKET_NAMES),
+        tf.searchsorted(tf.constant(_LENGTH_BUCKET_BOUNDS, tf.int64), lengths, side="left"))
 
     label = _dense_strings(inputs[custom_config[LABEL_FEATURE_KEY]])
     # Schema order first, so class indices do not depend on label frequencies in this span.

@@ -1,0 +1,45 @@
+"""TFMA's EvalConfig for the Evaluator: metrics, slices and the blessing thresholds.
+
+Labels are the class indices the Transform graph assigns (the model's `eval_features`
+signature), predictions the `probabilities` of its `serving_examples` signature. Per-class
+metrics (precision, recall, F1, AUC, calibration) need the label count when the pipeline is
+built: it comes from the curated schema's label domain. On a first run with an inferred schema,
+only the overall metrics and the multi-class confusion matrix are computed.
+"""
+from __future__ import annotations
+
+import tensorflow_model_analysis as tfma
+
+from pipeline.config import PipelineConfig
+from preprocessing.preprocessing import LABEL, LENGTH_BUCKET, label_values_from_schema
+from trainer.export import EVAL_FEATURES_SIGNATURE, EXAMPLES_SIGNATURE, PROBABILITIES
+
+ACCURACY = "sparse_categorical_accuracy"
+
+
+def make_eval_config(config: PipelineConfig) -> tfma.EvalConfig:
+    accuracy_threshold = tfma.MetricThreshold(
+        value_threshold=tfma.GenericValueThreshold(lower_bound={"value": config.min_accuracy}),
+        change_threshold=tfma.GenericChangeThreshold(
+            direction=tfma.MetricDirection.HIGHER_IS_BETTER,
+            absolute={"value": -config.max_accuracy_drop}))
+    overall = tfma.MetricsSpec(metrics=[
+        tfma.MetricConfig(class_name="ExampleCount"),
+        tfma.MetricConfig(class_name="SparseCategoricalAccuracy", threshold=accuracy_threshold),
+        tfma.MetricConfig(class_name="SparseCategoricalCrossentropy"),
+        tfma.MetricConfig(class_name="MultiClassConfusionMatrixPlot"),
+    ])
+    metrics_specs = [overall]
+    labels = (label_values_from_schema(config.schema_path, config.label_column)
+              if config.schema_path else None)
+    if labels:
+        metrics_specs.append(tfma.MetricsSpec(
+            binarize=tfma.BinarizationOptions(class_ids={"values": list(range(len(labels)))}),
+            metrics=[tfma.MetricConfig(class_name=name) for name in (
+                "Precision", "Recall", "F1Score", "AUC", "Calibration", "CalibrationPlot")]))
+    return tfma.EvalConfig(
+        model_specs=[tfma.ModelSpec(
+            signature_name=EXAMPLES_SIGNATURE, label_key=LABEL, prediction_key=PROBABILITIES,
+            preprocessing_function_names=[EVAL_FEATURES_SIGNATURE])],
+        slicing_specs=[tfma.SlicingSpec(), tfma.SlicingSpec(feature_keys=[LENGTH_BUCKET])],
+        metrics_specs=metrics_specs)

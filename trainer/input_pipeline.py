@@ -1,0 +1,70 @@
+"""tf.data input from Transform's output: shuffle, length buckets, per-bucket padding, prefetch.
+
+Transform writes token ids unpadded. Batches are formed within length buckets and padded to the
+bucket's upper bound, so a batch of short sentences costs a short sequence, and the model sees
+a handful of shapes (one per bucket): bounded retracing, and one XLA compilation per bucket.
+"""
+from __future__ import annotations
+
+from typing import Dict, List, Sequence, Tuple
+
+import tensorflow as tf
+
+from preprocessing.preprocessing import INPUT_IDS, INPUT_MASK, INPUT_TYPE_IDS, LABEL
+
+_SEQUENCE_FEATURES = (INPUT_IDS, INPUT_MASK, INPUT_TYPE_IDS)
+_SHUFFLE_BUFFER = 10_000
+
+
+def bucket_boundaries(max_seq_length: int) -> List[int]:
+    """Upper bounds (exclusive) of the length buckets: 16, 32, 48, 64, 96, 128, 192, ..."""
+    bounds, size = [], 16
+    while size < max_seq_length:
+        bounds.append(size + 1)
+        size += 16 if size < 64 else 32 if size < 128 else 64
+    bounds.append(max_seq_length + 1)
+    return bounds
+
+
+def _parse(feature_spec: Dict[str, tf.io.VarLenFeature]):
+    spec = {name: feature_spec[name] for name in (*_SEQUENCE_FEATURES, LABEL)}
+
+    def parse(serialized: tf.Tensor) -> Tuple[Dict[str, tf.Tensor], tf.Tensor]:
+        parsed = tf.io.parse_single_example(serialized, spec)
+        features = {name: tf.cast(tf.sparse.to_dense(parsed[name]), tf.int32)
+                    for name in _SEQUENCE_FEATURES}
+        return features, parsed[LABEL]
+
+    return parse
+
+
+def make_dataset(file_patterns: Sequence[str], feature_spec, batch_size: int,
+                 max_seq_length: int, training: bool, seed: int = 0) -> tf.data.Dataset:
+    """(features, label) batches; training data is shuffled and repeated indefinitely."""
+    files = tf.io.gfile.glob(list(file_patterns)) if not isinstance(file_patterns, str) \
+        else tf.io.gfile.glob(file_patterns)
+    if not files:
+        raise ValueError(f"no transformed examples match {file_patterns}")
+    dataset = tf.data.TFRecordDataset(files, compression_type="GZIP",
+                                      num_parallel_reads=tf.data.AUTOTUNE)
+    options = tf.data.Options()
+    # Few, unevenly sized files: shard by record across workers, not by file.
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    options.deterministic = not training
+    dataset = dataset.with_options(options)
+    if training:
+        dataset = dataset.shuffle(_SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True)
+        dataset = dataset.repeat()
+    dataset = dataset.map(_parse(feature_spec), num_parallel_calls=tf.data.AUTOTUNE)
+    boundaries = bucket_boundaries(max_seq_length)
+    dataset = dataset.bucket_by_sequence_length(
+        element_length_func=lambda features, label: tf.shape(features[INPUT_IDS])[0],
+        bucket_boundaries=boundaries, bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),
+        pad_to_bucket_boundary=True, drop_remainder=training)
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def count_records(file_pattern: str) -> int:
+    files = tf.io.gfile.glob(file_pattern)
+    return int(tf.data.TFRecordDataset(files, compression_type="GZIP").reduce(
+        tf.constant(0, tf.int64), lambda count, _: count + 1).numpy())

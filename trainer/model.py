@@ -1,0 +1,54 @@
+"""The Keras classifier: a pretrained BERT encoder with a classification head on [CLS].
+
+The encoder is transformers' TFBertModel (tf-keras), loaded from the pipeline's checkpoint
+artifact; the head is dropout + a dense layer on the [CLS] token's final hidden state (not the
+pooler, which sentence-embedding checkpoints such as all-MiniLM-L6-v2 do not train). AdamW with
+linear warm-up and linear decay comes from transformers' `create_optimizer`.
+"""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # transformers' TF models need Keras 2
+
+import tensorflow as tf  # noqa: E402
+import tf_keras as keras  # noqa: E402
+
+from preprocessing.preprocessing import INPUT_IDS, INPUT_MASK, INPUT_TYPE_IDS  # noqa: E402
+
+INPUT_NAMES = (INPUT_IDS, INPUT_MASK, INPUT_TYPE_IDS)
+
+
+def load_encoder(checkpoint_dir: str):
+    """TFBertModel with the checkpoint's weights (TF .h5 or safetensors, no torch needed)."""
+    from transformers import TFBertModel
+    # No pooler: the head reads [CLS] directly, and an unused pooler only adds weights.
+    return TFBertModel.from_pretrained(checkpoint_dir, name="bert", add_pooling_layer=False)
+
+
+def build_classifier(checkpoint_dir: str, num_labels: int, dropout: float = 0.1,
+                     encoder=None) -> keras.Model:
+    """Inputs: int32 [batch, length] ids, mask and type ids. Output: float32 logits."""
+    encoder = encoder or load_encoder(checkpoint_dir)
+    inputs = {name: keras.Input(shape=(None,), dtype=tf.int32, name=name)
+              for name in INPUT_NAMES}
+    hidden = encoder(input_ids=inputs[INPUT_IDS], attention_mask=inputs[INPUT_MASK],
+                     token_type_ids=inputs[INPUT_TYPE_IDS]).last_hidden_state
+    cls = keras.layers.Dropout(dropout, name="cls_dropout")(hidden[:, 0, :])
+    # Logits in float32 even under a mixed-precision policy: softmax/loss need the range.
+    logits = keras.layers.Dense(num_labels, name="classifier", dtype="float32",
+                                kernel_initializer=keras.initializers.TruncatedNormal(
+                                    stddev=encoder.config.initializer_range))(cls)
+    return keras.Model(inputs=inputs, outputs=logits, name="bert_classifier")
+
+
+def compile_classifier(model: keras.Model, learning_rate: float, train_steps: int,
+                       warmup_steps: int, weight_decay: float, jit_compile: bool) -> None:
+    from transformers import create_optimizer
+    optimizer, _ = create_optimizer(
+        init_lr=learning_rate, num_train_steps=max(train_steps, 1),
+        num_warmup_steps=warmup_steps, weight_decay_rate=weight_decay)
+    model.compile(optimizer=optimizer,
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+                  jit_compile=jit_compile)
