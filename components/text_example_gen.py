@@ -14,7 +14,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import os
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import apache_beam as beam
 import tensorflow as tf
@@ -140,6 +140,20 @@ def parse_delimited_file(path: str, text_column: Optional[str], label_column: Op
     if total_errors > len(errors):
         errors.append(f"{path}: ... and {total_errors - len(errors)} more problems")
     yield errors
+
+
+def read_delimited_file(path: str, text_column: Optional[str], label_column: Optional[str],
+                        data_format: str = "auto") -> Tuple[List[str], List[Optional[str]]]:
+    """All (texts, labels) of one file in memory; raises InputDataError on any problem."""
+    texts, labels = [], []
+    for item in parse_delimited_file(path, text_column, label_column, data_format):
+        if isinstance(item, list):
+            if item:
+                raise InputDataError("\n".join(item))
+        else:
+            texts.append(item[0])
+            labels.append(item[1])
+    return texts, labels
 
 
 class _ParseFileToExamples(beam.DoFn):

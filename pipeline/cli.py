@@ -70,6 +70,7 @@ def command_run(args: argparse.Namespace) -> int:
     print(f"pipeline root: {config.resolved().pipeline_root}")
     for component, seconds in run_summary.component_wall_times(config).items():
         print(f"  {component:<30} {seconds:8.1f} s")
+    print(run_summary.describe_latest_run(config))
     return 0
 
 
@@ -83,24 +84,32 @@ def command_info(args: argparse.Namespace) -> int:
 
 
 def command_check_tokenizer(args: argparse.Namespace) -> int:
-    from components.text_example_gen import parse_delimited_file
+    from components.text_example_gen import read_delimited_file
     from preprocessing import tokenizer_check
     from preprocessing.checkpoint import resolve_checkpoint
     checkpoint = resolve_checkpoint(args.checkpoint)
-    texts = []
-    for item in parse_delimited_file(args.data, args.text_column, None, args.data_format):
-        if isinstance(item, list):
-            if item:
-                from components.text_example_gen import InputDataError
-                raise InputDataError("\n".join(item))
-        else:
-            texts.append(item[0])
+    texts, _ = read_delimited_file(args.data, args.text_column, None, args.data_format)
     mismatches = tokenizer_check.compare_with_transformers(
         checkpoint, texts, args.max_seq_length, args.transform_graph)
     print(f"{len(texts)} texts, {len(mismatches)} mismatches")
     if mismatches:
         print(tokenizer_check.format_mismatches(mismatches))
         return _EXIT_MISMATCH
+    return 0
+
+
+def command_predict(args: argparse.Namespace) -> int:
+    import json
+    from serving.predict import predict
+    print(json.dumps(predict(args.model, args.texts), indent=2, ensure_ascii=False))
+    return 0
+
+
+def command_evaluate(args: argparse.Namespace) -> int:
+    from components.text_example_gen import read_delimited_file
+    from serving.predict import accuracy
+    texts, labels = read_delimited_file(args.data, args.text_column, args.label_column)
+    print(f"{len(texts)} examples, accuracy {accuracy(args.model, texts, labels):.4f}")
     return 0
 
 
@@ -130,6 +139,20 @@ def build_parser() -> argparse.ArgumentParser:
                        help="a Transform output of a pipeline run (default: build the graph "
                             "from preprocessing_fn with TF Transform)")
     check.set_defaults(handler=command_check_tokenizer)
+    predict = commands.add_parser("predict", help="label raw texts with an exported model")
+    predict.add_argument("--model", required=True,
+                         help="a SavedModel, or <serving_root>/<model_name> (latest version)")
+    predict.add_argument("texts", nargs="+", help="texts to classify")
+    predict.set_defaults(handler=command_predict)
+
+    evaluate = commands.add_parser("evaluate", help="accuracy of an exported model on a "
+                                                    "labeled CSV/TSV file")
+    evaluate.add_argument("--model", required=True,
+                          help="a SavedModel, or <serving_root>/<model_name> (latest version)")
+    evaluate.add_argument("--data", required=True)
+    evaluate.add_argument("--text-column", default=PipelineConfig.text_column)
+    evaluate.add_argument("--label-column", default=PipelineConfig.label_column)
+    evaluate.set_defaults(handler=command_evaluate)
     return parser
 
 

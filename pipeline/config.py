@@ -38,6 +38,9 @@ class PipelineConfig:
     # Curated schema (schema.pbtxt). Empty: infer one with SchemaGen (first run).
     schema_path: str = ""
 
+    # False: stop after Transform (validate and transform the data, train nothing).
+    train: bool = True
+
     # Training (Trainer). Batch sizes are global: split across replicas by tf.distribute.
     epochs: int = 1
     train_batch_size: int = 32

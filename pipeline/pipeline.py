@@ -54,6 +54,10 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
                        preprocessing.LABEL_FEATURE_KEY: config.label_column,
                        preprocessing.MAX_SEQ_LENGTH_KEY: config.max_seq_length})
     transform.add_upstream_node(validation_gate)  # anomalies stop the run before Transform
+    components = [checkpoint, example_gen, statistics_gen, schema_gen, example_validator,
+                  validation_gate, transform]
+    if not config.train:
+        return _pipeline(config, components)
 
     trainer = Trainer(
         pretrained_checkpoint=checkpoint.outputs["result"],
@@ -72,11 +76,14 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
         examples=example_gen.outputs["examples"], model=trainer.outputs["model"],
         baseline_model=baseline_model.outputs["model"], eval_config=make_eval_config(config))
 
+    return _pipeline(config, components + [trainer, baseline_model, evaluator])
+
+
+def _pipeline(config: PipelineConfig, components) -> tfx.dsl.Pipeline:
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name,
         pipeline_root=config.pipeline_root,
-        components=[checkpoint, example_gen, statistics_gen, schema_gen, example_validator,
-                    validation_gate, transform, trainer, baseline_model, evaluator],
+        components=components,
         enable_cache=config.enable_cache,
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
             config.metadata_path),

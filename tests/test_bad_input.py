@@ -28,7 +28,7 @@ def csv_config(tmp_path, train_text, **overrides):
     train = tmp_path / "train.csv"
     train.write_bytes(train_text if isinstance(train_text, bytes) else train_text.encode())
     return PipelineConfig(train_data=str(train), output_dir=str(tmp_path / "runs"),
-                          **overrides)
+                          train=False, **overrides)
 
 
 GOOD_ROWS = "".join(f"review number {i} was fine,positive\nreview {i} was dull,negative\n"
@@ -64,7 +64,7 @@ def test_label_unknown_to_the_curated_schema_stops_before_transform(sst2_sample,
     config = PipelineConfig(
         train_data=str(sst2_sample / "train.tsv"), eval_data=str(tmp_path / "dev.tsv"),
         text_column="sentence", schema_path=str(REPO_ROOT / "schemas" / "sst2.pbtxt"),
-        output_dir=str(tmp_path / "runs"))
+        output_dir=str(tmp_path / "runs"), train=False)
     message = run_expecting(DataValidationError, config)
     assert ("split 'eval': feature 'label': Unexpected string values: Examples contain values "
             "missing from the schema: neutral") in message

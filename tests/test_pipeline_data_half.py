@@ -46,7 +46,8 @@ def sst2_run(sst2_sample, tmp_path_factory):
     config = PipelineConfig(
         train_data=str(sst2_sample / "train.tsv"), eval_data=str(sst2_sample / "dev.tsv"),
         text_column="sentence", schema_path=str(REPO_ROOT / "schemas" / "sst2.pbtxt"),
-        max_seq_length=MAX_SEQ_LENGTH, output_dir=str(tmp_path_factory.mktemp("runs")))
+        max_seq_length=MAX_SEQ_LENGTH, output_dir=str(tmp_path_factory.mktemp("runs")),
+        train=False)
     local_runner.run(config)
     return config.resolved()
 
@@ -108,7 +109,7 @@ def test_transform_graph_runs_in_a_fresh_process_without_the_checkpoint(sst2_run
 
 def test_demo_data_first_run_infers_schema_and_hash_splits(tmp_path):
     config = PipelineConfig(train_data=str(REPO_ROOT / "data" / "demo" / "train.csv"),
-                            output_dir=str(tmp_path), max_seq_length=32)
+                            output_dir=str(tmp_path), max_seq_length=32, train=False)
     local_runner.run(config)
     config = config.resolved()
     schema = open(glob.glob(f"{config.pipeline_root}/SchemaGen/schema/*/schema.pbtxt")[0]).read()

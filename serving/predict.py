@@ -1,0 +1,54 @@
+"""Predictions from an exported model in this process: raw text in, label and probabilities out.
+
+Takes a SavedModel directory, or a TF Serving model directory (<serving_root>/<model_name>) in
+which case the highest version is used. Needs only TensorFlow and the tensorflow_text ops.
+"""
+from __future__ import annotations
+
+import os
+from typing import Dict, List, Sequence
+
+import tensorflow as tf
+import tensorflow_text  # noqa: F401  (registers the tokenizer ops the graph uses)
+
+SERVING_SIGNATURE = "serving_default"
+
+
+def resolve_saved_model_dir(path: str) -> str:
+    """`path` itself if it holds saved_model.pb, else its highest all-digit version dir."""
+    if tf.io.gfile.exists(os.path.join(path, "saved_model.pb")):
+        return path
+    versions = [name.rstrip("/") for name in tf.io.gfile.listdir(path)
+                if name.rstrip("/").isdigit()] if tf.io.gfile.isdir(path) else []
+    if not versions:
+        raise FileNotFoundError(f"{path} is neither a SavedModel nor a model directory with "
+                                "numbered versions")
+    return os.path.join(path, max(versions, key=int))
+
+
+def _serve(model, texts: Sequence[str]) -> Dict[str, tf.Tensor]:
+    return model.signatures[SERVING_SIGNATURE](text=tf.constant(list(texts)))
+
+
+def predict(model_dir: str, texts: Sequence[str]) -> List[Dict]:
+    model = tf.saved_model.load(resolve_saved_model_dir(model_dir))
+    outputs = _serve(model, texts)
+    probabilities = outputs["probabilities"].numpy()
+    classes = outputs["classes"].numpy()
+    labels = outputs["label"].numpy()
+    return [{"text": text, "label": label.decode(),
+             "probabilities": {name.decode(): round(float(p), 6)
+                               for name, p in zip(row_classes, row)}}
+            for text, label, row_classes, row in zip(texts, labels, classes, probabilities)]
+
+
+def accuracy(model_dir: str, texts: Sequence[str], labels: Sequence[str],
+             batch_size: int = 64) -> float:
+    """Share of texts whose predicted label name equals the given label."""
+    model = tf.saved_model.load(resolve_saved_model_dir(model_dir))
+    correct = 0
+    for start in range(0, len(texts), batch_size):
+        predicted = _serve(model, texts[start:start + batch_size])["label"].numpy()
+        correct += sum(p.decode() == label
+                       for p, label in zip(predicted, labels[start:start + batch_size]))
+    return correct / len(texts)
