@@ -40,9 +40,16 @@ test: install
 test-all: install
 	$(BIN)/python -m pytest tests
 
+# The whole pipeline on the project's demo data with the packaged MiniLM checkpoint, then one
+# prediction from the pushed model. Run it again: a new version is pushed only if the new model
+# is blessed against the last one.
+DEMO_OUTPUT ?= runs
 demo: install
 	$(BIN)/bertpipe run --train-data data/demo/train.csv --eval-data data/demo/eval.csv \
-		--schema-path schemas/demo.pbtxt --pipeline-name demo
+		--schema-path schemas/demo.pbtxt --pipeline-name demo --output-dir $(DEMO_OUTPUT) \
+		--epochs 3 --learning-rate 1e-4 --min-accuracy 0.75
+	$(BIN)/bertpipe predict --model $(DEMO_OUTPUT)/serving/text_classifier \
+		"The room was spotless and the staff could not have been kinder."
 
 SHARED_DATA ?= ../shared/data
 check-tokenizer: install

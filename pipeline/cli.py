@@ -45,10 +45,11 @@ def _config_from_args(args: argparse.Namespace) -> PipelineConfig:
 
 
 def _user_errors():
+    from components.serving_check import ServingCheckError
     from components.text_example_gen import InputDataError
     from components.validation_gate import DataValidationError
     from preprocessing.checkpoint import CheckpointError
-    return InputDataError, DataValidationError, CheckpointError
+    return InputDataError, DataValidationError, CheckpointError, ServingCheckError
 
 
 def find_user_error(error: BaseException) -> Optional[BaseException]:

@@ -3,7 +3,8 @@
   PretrainedCheckpoint (Importer) ------------------------------+----------+
   ExampleGen -> StatisticsGen -> SchemaGen | ImportSchemaGen    |          |
              -> ExampleValidator -> ValidationGate -> Transform <+-> Trainer <+
-  LatestBlessedModel (Resolver) -> Evaluator (baseline) <- Trainer
+  LatestBlessedModel (Resolver) -> Evaluator (baseline) <- Trainer -> ServingCheck
+  Evaluator (blessing) + ServingCheck (infra blessing) -> ServingPusher
 """
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import dataclasses
 from tfx import v1 as tfx
 
 from components.checkpoint_inputs import Trainer, Transform, checkpoint_importer
+from components.pusher import ServingPusher
+from components.serving_check import ServingCheck
 from components.text_example_gen import TextExampleGen
 from components.validation_gate import ValidationGate
 from pipeline.config import PipelineConfig
@@ -76,7 +79,14 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
         examples=example_gen.outputs["examples"], model=trainer.outputs["model"],
         baseline_model=baseline_model.outputs["model"], eval_config=make_eval_config(config))
 
-    return _pipeline(config, components + [trainer, baseline_model, evaluator])
+    serving_check = ServingCheck(model=trainer.outputs["model"])  # servable by TF Serving?
+    pusher = ServingPusher(
+        model=trainer.outputs["model"], model_blessing=evaluator.outputs["blessing"],
+        infra_blessing=serving_check.outputs["blessing"],
+        serving_root=config.serving_model_root, model_name=config.model_name)
+
+    return _pipeline(config, components + [trainer, baseline_model, evaluator, serving_check,
+                                           pusher])
 
 
 def _pipeline(config: PipelineConfig, components) -> tfx.dsl.Pipeline:

@@ -11,8 +11,10 @@ tokenizer at serving). It reproduces transformers' BertTokenizerFast on the same
 * tensorflow_text's BasicTokenizer (punctuation/CJK split) and WordpieceTokenizer, with
   transformers' 100-character limit per word.
 
-Only ops that stock TensorFlow Serving builds link in are used: core string ops,
-NormalizeUTF8, RegexSplitWithOffsets and WordpieceTokenizeWithOffsets (not the Fast* variants).
+Only long-standing ops that stock TensorFlow Serving links in are used: core string ops,
+NormalizeUTF8, RegexSplitWithOffsets and WordpieceTokenizeWithOffsets. (The Fast* variants are
+linked by TF Serving 2.16 but were missing from earlier releases; the ServingCheck component
+verifies every op against the targeted release before a push.)
 The vocabulary is a constant table inside the graph, so the SavedModel needs no asset file.
 """
 from __future__ import annotations

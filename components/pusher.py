@@ -1,0 +1,279 @@
+"""ServingPusher: puts a blessed model where TensorFlow Serving loads it, atomically.
+
+Its one job: copy the SavedModel to `<serving_root>/<model_name>/<version>/` and list the model
+in `<serving_root>/models.config` (a ModelServerConfig for `tensorflow_model_server
+--model_config_file`).
+
+It is TFX's Pusher with a different write. It keeps TFX's checks: it pushes only when the
+ModelBlessing is blessed and, when an `infra_blessing` input is wired, the InfraBlessing too. It
+also records the same `pushed`, `pushed_destination` and `pushed_version` properties on the
+PushedModel artifact. What it changes:
+
+- Versions are integers that always increase: the largest version directory present plus one,
+  starting at 1. TFX names versions by the Unix time, so two pushes in the same second collide
+  and a clock that steps back makes a new model look older.
+- The version appears in one step. TFX copies file by file into the version directory, so a
+  server polling it can see half a model. Here the model is copied into a temporary directory
+  next to the versions (`.tmp-<version>-<random>`: TF Serving only loads all-digit names) and
+  renamed to `<version>`. A version directory is therefore complete or absent. A crash leaves
+  only the temporary directory, and the next push deletes it.
+- models.config gets an entry for each model directory under the serving root. Entries already
+  in the file stay as they are: an operator may have changed base_path for a container mount,
+  or the version policy. The file is replaced atomically as well.
+
+The rename needs a serving root on a local or mounted filesystem. The model itself may be read
+from anywhere tf.io.gfile can read, for example gs://. For a GCS serving root, use
+tfx.components.Pusher: it writes saved_model.pb last, and TF Serving waits for that file. Or use
+a copy-then-marker scheme; object stores have no atomic directory rename.
+
+Only one push per model name may run at a time. A concurrent push cannot corrupt a version,
+because the rename never replaces an existing version directory. But one of the two pushes
+fails, for example because the other push deleted its temporary directory as stale.
+"""
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import shutil
+from typing import Any, Dict, List, Optional, Tuple, Union
+
+import tensorflow as tf
+from absl import logging
+from google.protobuf import text_format
+from tensorflow_serving.config import model_server_config_pb2
+from tfx import types
+from tfx.components import Pusher
+from tfx.components.pusher import executor as pusher_executor
+from tfx.dsl.components.base import executor_spec
+from tfx.proto import pusher_pb2
+from tfx.types import artifact_utils, standard_component_specs
+from tfx.utils import io_utils, proto_utils
+
+SERVING_CONFIG_FILE_NAME = "models.config"
+# TF Serving treats a child of a model's base_path as a version only if its name is a number.
+_VERSION_DIR_NAME = re.compile(r"[0-9]+")
+_STAGING_PREFIX = ".tmp-"
+# Model names end up in REST paths (/v1/models/<name>) and directory names.
+_MODEL_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+# Serve the two newest versions. Clients that pin the previous version keep working while a new
+# version rolls out, and rolling back is instant.
+_VERSIONS_SERVED = 2
+_SAVED_MODEL_FILES = ("saved_model.pb", "saved_model.pbtxt")
+
+
+def serving_push_destination(serving_root: str, model_name: str) -> pusher_pb2.PushDestination:
+    """The standard PushDestination for `<serving_root>/<model_name>`, after checking both."""
+    if "://" in serving_root:
+        raise ValueError(f"serving_root {serving_root!r}: ServingPusher needs a local or "
+                         "mounted filesystem (its atomic rename does not exist on object "
+                         "stores); push to GCS with tfx.components.Pusher")
+    if not _MODEL_NAME.fullmatch(model_name):
+        raise ValueError(f"model_name {model_name!r}: use letters, digits, '_', '.' and '-', "
+                         "not starting with '.' or '-'")
+    # Absolute, so that models.config points at the same place whatever TF Serving's working
+    # directory is.
+    base_directory = os.path.join(os.path.abspath(serving_root), model_name)
+    return pusher_pb2.PushDestination(
+        filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=base_directory))
+
+
+def serving_location(push_destination: Union[str, pusher_pb2.PushDestination]
+                     ) -> Tuple[str, str]:
+    """(serving_root, model_name) of a push destination: its base_directory is root/name."""
+    if isinstance(push_destination, str):  # the launcher passes protos as JSON
+        push_destination = proto_utils.json_to_proto(push_destination,
+                                                     pusher_pb2.PushDestination())
+    if push_destination.WhichOneof("destination") != "filesystem":
+        raise ValueError("ServingPusher needs a filesystem push destination")
+    filesystem = push_destination.filesystem
+    if filesystem.versioning != pusher_pb2.Versioning.AUTO:
+        raise ValueError("ServingPusher numbers versions 1, 2, 3, ...; leave "
+                         "push_destination.filesystem.versioning unset")
+    base_directory = os.path.abspath(filesystem.base_directory.rstrip("/"))
+    return os.path.dirname(base_directory), os.path.basename(base_directory)
+
+
+def version_numbers(model_dir: str) -> List[int]:
+    """The version numbers present in a model directory, in ascending order."""
+    if not os.path.isdir(model_dir):
+        return []
+    return sorted(int(name) for name in os.listdir(model_dir)
+                  if _VERSION_DIR_NAME.fullmatch(name)
+                  and os.path.isdir(os.path.join(model_dir, name)))
+
+
+def next_version(model_dir: str) -> int:
+    return max(version_numbers(model_dir), default=0) + 1
+
+
+def remove_stale_staging_dirs(model_dir: str) -> None:
+    """Deletes the temporary directories of pushes that crashed before their rename."""
+    for name in os.listdir(model_dir):
+        path = os.path.join(model_dir, name)
+        if name.startswith(_STAGING_PREFIX) and os.path.isdir(path):
+            logging.warning("Removing %s, left by a push that did not finish", path)
+            shutil.rmtree(path)
+
+
+def copy_tree(source: str, destination: str) -> None:
+    """Copies the directory tree `source` (any tf.io.gfile path) into directory `destination`."""
+    source = source.rstrip("/")
+    for directory, _, files in tf.io.gfile.walk(source):
+        target = os.path.join(destination, directory[len(source):].lstrip("/"))
+        tf.io.gfile.makedirs(target)  # also the empty ones: a SavedModel may need assets/
+        for name in files:
+            tf.io.gfile.copy(os.path.join(directory, name), os.path.join(target, name))
+
+
+def _fsync(path: str) -> None:
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def _flush_tree_to_disk(root: str) -> None:
+    # Without this, after a power loss the rename can be on disk while the file contents
+    # are not, leaving a complete-looking version directory with empty files.
+    for directory, _, files in os.walk(root):
+        for name in files:
+            _fsync(os.path.join(directory, name))
+        _fsync(directory)
+
+
+def push_model(model_path: str, serving_root: str, model_name: str) -> Tuple[int, str]:
+    """Copies the SavedModel at `model_path` into a new version; returns (version, its dir)."""
+    if not any(tf.io.gfile.exists(os.path.join(model_path, name))
+               for name in _SAVED_MODEL_FILES):
+        raise ValueError(f"{model_path} is not a SavedModel (no saved_model.pb); "
+                         "TF Serving could not load it")
+    model_dir = os.path.join(serving_root, model_name)
+    os.makedirs(model_dir, exist_ok=True)
+    remove_stale_staging_dirs(model_dir)
+    version = next_version(model_dir)
+    version_dir = os.path.join(model_dir, str(version))
+    # os.mkdir rather than tempfile.mkdtemp: mkdtemp's mode is 0700, and the rename would keep
+    # that mode, so a server running as another user could not read the version.
+    staging_dir = os.path.join(model_dir, f"{_STAGING_PREFIX}{version}-{secrets.token_hex(4)}")
+    os.mkdir(staging_dir)
+    try:
+        copy_tree(model_path, staging_dir)
+        _flush_tree_to_disk(staging_dir)
+        # Same directory, so the same filesystem: the rename is atomic. It also fails, rather
+        # than replacing anything, if another push has created this version meanwhile.
+        os.rename(staging_dir, version_dir)
+    except BaseException:
+        shutil.rmtree(staging_dir, ignore_errors=True)
+        raise
+    _fsync(model_dir)  # make the rename itself durable
+    logging.info("Model %s pushed as version %d: %s", model_path, version, version_dir)
+    return version, version_dir
+
+
+def read_serving_config(path: str) -> model_server_config_pb2.ModelServerConfig:
+    """The ModelServerConfig in `path`; an empty one if there is no file yet."""
+    config = model_server_config_pb2.ModelServerConfig()
+    if not os.path.exists(path):
+        return config
+    with open(path, encoding="utf-8") as handle:
+        try:
+            text_format.Parse(handle.read(), config)
+        except text_format.ParseError as error:
+            raise ValueError(f"{path} is not a ModelServerConfig in text format ({error}); "
+                             "fix or remove it, then push again") from error
+    if config.WhichOneof("config") == "custom_model_config":
+        raise ValueError(f"{path} uses custom_model_config; ServingPusher only maintains "
+                         "model_config_list")
+    return config
+
+
+def model_names(serving_root: str) -> List[str]:
+    """The directories under `serving_root` that hold at least one model version."""
+    return sorted(name for name in os.listdir(serving_root)
+                  if not name.startswith(".")
+                  and version_numbers(os.path.join(serving_root, name)))
+
+
+def add_model_entries(config: model_server_config_pb2.ModelServerConfig, serving_root: str
+                      ) -> model_server_config_pb2.ModelServerConfig:
+    """A copy of `config` with an entry added for each model under `serving_root` without one."""
+    config = model_server_config_pb2.ModelServerConfig.FromString(config.SerializeToString())
+    listed = {entry.name for entry in config.model_config_list.config}
+    for name in model_names(serving_root):
+        if name in listed:
+            continue
+        entry = config.model_config_list.config.add()
+        entry.name = name
+        entry.base_path = os.path.join(serving_root, name)
+        entry.model_platform = "tensorflow"
+        entry.model_version_policy.latest.num_versions = _VERSIONS_SERVED
+    return config
+
+
+def write_serving_config(config: model_server_config_pb2.ModelServerConfig, path: str) -> None:
+    """Replaces `path` with `config` in one step, so a server never reads half a file."""
+    temporary = os.path.join(os.path.dirname(path),
+                             f"{_STAGING_PREFIX}{os.path.basename(path)}-{secrets.token_hex(4)}")
+    try:
+        # open() rather than tempfile.mkstemp: mkstemp's mode 0600 would survive the rename,
+        # and TF Serving may run as another user.
+        with open(temporary, "x", encoding="utf-8") as handle:
+            handle.write(text_format.MessageToString(config))
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        raise
+    _fsync(os.path.dirname(path))
+
+
+class Executor(pusher_executor.Executor):
+    """TFX's pusher executor: its blessing checks and PushedModel properties, our write."""
+
+    def Do(self, input_dict: Dict[str, List[types.Artifact]],
+           output_dict: Dict[str, List[types.Artifact]],
+           exec_properties: Dict[str, Any]) -> None:
+        self._log_startup(input_dict, output_dict, exec_properties)
+        pushed_model = artifact_utils.get_single_instance(
+            output_dict[standard_component_specs.PUSHED_MODEL_KEY])
+        if not self.CheckBlessing(input_dict):
+            self._MarkNotPushed(pushed_model)
+            return
+        model_path = self.GetModelPath(input_dict)
+        serving_root, model_name = serving_location(
+            exec_properties[standard_component_specs.PUSH_DESTINATION_KEY])
+        config_path = os.path.join(serving_root, SERVING_CONFIG_FILE_NAME)
+        # Read the config before pushing. If the file is broken, the run stops before TF
+        # Serving sees a version that the config does not list.
+        serving_config = read_serving_config(config_path)
+        # As upstream, the PushedModel artifact keeps a copy of what was pushed. Copying it
+        # first means that a failed copy leaves nothing in the serving root.
+        io_utils.copy_dir(model_path, pushed_model.uri)
+        version, version_dir = push_model(model_path, serving_root, model_name)
+        write_serving_config(add_model_entries(serving_config, serving_root), config_path)
+        self._MarkPushed(pushed_model, pushed_destination=version_dir,
+                         pushed_version=str(version))
+
+
+class ServingPusher(Pusher):
+    """Pushes a blessed model to `<serving_root>/<model_name>/<version>/` for TF Serving.
+
+    Output `pushed_model` (PushedModel) has the custom properties `pushed` (1/0),
+    `pushed_destination` (the version directory) and `pushed_version`, as with TFX's Pusher.
+    """
+
+    EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)
+
+    def __init__(self, *, serving_root: str, model_name: str,
+                 model: Optional[types.BaseChannel] = None,
+                 model_blessing: Optional[types.BaseChannel] = None,
+                 infra_blessing: Optional[types.BaseChannel] = None):
+        # The location goes into the standard push_destination exec property, so ML Metadata
+        # records where each push went, just as it does for TFX's Pusher.
+        super().__init__(model=model, model_blessing=model_blessing,
+                         infra_blessing=infra_blessing,
+                         push_destination=serving_push_destination(serving_root, model_name))

@@ -1,0 +1,289 @@
+"""ServingPusher (components/pusher.py): pushes only blessed models, writes TF Serving's layout
+with increasing integer versions, never leaves a half-written version, keeps models.config.
+
+The models are real SavedModels in the Model artifact layout (<uri>/Format-Serving/). Most tests
+call the executor directly; one test runs the component in a TFX pipeline on LocalDagRunner."""
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+import uuid
+
+import pytest
+import tensorflow as tf
+from google.protobuf import text_format
+from ml_metadata.metadata_store import metadata_store
+from tensorflow_serving.config import model_server_config_pb2
+from tfx import types
+from tfx import v1 as tfx
+from tfx.types import standard_artifacts, standard_component_specs
+
+from components import pusher
+from components.pusher import ServingPusher
+from conftest import REPO_ROOT
+
+MODEL_NAME = "classifier"
+
+
+def write_saved_model(model_uri, scale=2.0):
+    """A SavedModel with a serving signature y = scale * x, in Model artifact layout."""
+    module = tf.Module()
+    module.scale = tf.Variable(scale)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.float32)])
+    def serve(x):
+        return {"y": x * module.scale}
+
+    tf.saved_model.save(module, os.path.join(model_uri, "Format-Serving"),
+                        signatures={"serving_default": serve})
+    return model_uri
+
+
+@pytest.fixture(scope="session")
+def model_uri(tmp_path_factory):
+    return str(write_saved_model(tmp_path_factory.mktemp("model")))
+
+
+def with_blessed(artifact, blessed):
+    artifact.set_int_custom_property("blessed", int(blessed))
+    return artifact
+
+
+def push(tmp_path, serving_root, model_uri, blessed=True, infra_blessed=None,
+         model_name=MODEL_NAME):
+    """Runs the executor as the launcher would; returns the PushedModel artifact."""
+    model = standard_artifacts.Model()
+    model.uri = model_uri
+    input_dict = {standard_component_specs.MODEL_KEY: [model],
+                  standard_component_specs.MODEL_BLESSING_KEY: [
+                      with_blessed(standard_artifacts.ModelBlessing(), blessed)]}
+    if infra_blessed is not None:
+        input_dict[standard_component_specs.INFRA_BLESSING_KEY] = [
+            with_blessed(standard_artifacts.InfraBlessing(), infra_blessed)]
+    pushed_model = standard_artifacts.PushedModel()
+    pushed_model.uri = str(tmp_path / f"pushed_model-{uuid.uuid4().hex}")
+    # The exec properties come from the constructor (the push destination as JSON, as the
+    # launcher passes it).
+    component = ServingPusher(serving_root=str(serving_root), model_name=model_name,
+                              model=types.Channel(type=standard_artifacts.Model))
+    pusher.Executor().Do(input_dict,
+                         {standard_component_specs.PUSHED_MODEL_KEY: [pushed_model]},
+                         dict(component.exec_properties))
+    return pushed_model
+
+
+def children(directory):
+    return sorted(os.listdir(directory)) if os.path.isdir(directory) else []
+
+
+def read_config(serving_root):
+    with open(os.path.join(serving_root, "models.config"), encoding="utf-8") as handle:
+        return text_format.Parse(handle.read(), model_server_config_pb2.ModelServerConfig())
+
+
+def test_blessed_model_is_pushed_as_versions_1_then_2(tmp_path, model_uri):
+    serving_root = tmp_path / "serving"
+    first = push(tmp_path, serving_root, model_uri)
+    second = push(tmp_path, serving_root, model_uri)
+
+    model_dir = serving_root / MODEL_NAME
+    assert children(model_dir) == ["1", "2"]  # no temporary directory left behind
+    assert sorted(children(model_dir / "1")) == sorted(
+        children(os.path.join(model_uri, "Format-Serving")))
+    assert (model_dir / "1" / "saved_model.pb").exists()
+    for artifact, version in ((first, "1"), (second, "2")):
+        assert artifact.get_int_custom_property("pushed") == 1
+        assert artifact.get_string_custom_property("pushed_version") == version
+        assert artifact.get_string_custom_property("pushed_destination") == str(
+            model_dir / version)
+        assert os.path.exists(os.path.join(artifact.uri, "saved_model.pb"))  # as upstream
+
+    served = tf.saved_model.load(str(model_dir / "2"))
+    result = served.signatures["serving_default"](x=tf.constant([1.5]))
+    assert result["y"].numpy().tolist() == [3.0]
+
+    # A server running as another user must be able to read what was pushed: same modes as
+    # a directory and a file created plainly (not tempfile's 0700 / 0600).
+    os.mkdir(tmp_path / "plain_dir")
+    (tmp_path / "plain_file").write_text("")
+    assert (model_dir / "2").stat().st_mode == (tmp_path / "plain_dir").stat().st_mode
+    assert ((serving_root / "models.config").stat().st_mode
+            == (tmp_path / "plain_file").stat().st_mode)
+
+
+def test_next_version_is_numeric_max_plus_one_ignoring_other_names(tmp_path):
+    assert pusher.next_version(str(tmp_path / "missing")) == 1
+    for name in ("3", "10", "9", "latest", ".tmp-11-abcd", "12.bak"):
+        (tmp_path / name).mkdir()
+    (tmp_path / "99").write_text("a file, not a version")
+    assert pusher.next_version(str(tmp_path)) == 11
+
+
+def test_model_not_blessed_is_not_pushed(tmp_path, model_uri):
+    serving_root = tmp_path / "serving"
+    pushed_model = push(tmp_path, serving_root, model_uri, blessed=False)
+    assert pushed_model.get_int_custom_property("pushed") == 0
+    assert not pushed_model.has_custom_property("pushed_version")
+    assert children(serving_root) == []
+
+
+def test_infra_blessing_not_blessed_stops_the_push(tmp_path, model_uri):
+    serving_root = tmp_path / "serving"
+    pushed_model = push(tmp_path, serving_root, model_uri, blessed=True, infra_blessed=False)
+    assert pushed_model.get_int_custom_property("pushed") == 0
+    assert children(serving_root) == []
+
+    pushed_model = push(tmp_path, serving_root, model_uri, blessed=True, infra_blessed=True)
+    assert pushed_model.get_string_custom_property("pushed_version") == "1"
+
+
+def test_failed_copy_leaves_no_version(tmp_path, model_uri):
+    """A real I/O error part way through the copy: a dangling link among the variables."""
+    broken_uri = tmp_path / "broken_model"
+    shutil.copytree(model_uri, broken_uri)
+    os.symlink(tmp_path / "nowhere", broken_uri / "Format-Serving" / "variables" / "dangling")
+    serving_root = tmp_path / "serving"
+
+    # The executor archives the model in the PushedModel artifact first: that copy fails, and
+    # nothing reaches the serving root.
+    with pytest.raises(Exception) as failure:
+        push(tmp_path, serving_root, str(broken_uri))
+    assert "dangling" in str(failure.value.__cause__ or failure.value)
+    assert children(serving_root) == []
+
+    # The copy into the serving root itself, failing after saved_model.pb has been copied.
+    with pytest.raises(tf.errors.NotFoundError, match="dangling"):
+        pusher.push_model(str(broken_uri / "Format-Serving"), str(serving_root), MODEL_NAME)
+    assert children(serving_root / MODEL_NAME) == []  # no version, no temporary directory
+
+    assert push(tmp_path, serving_root, model_uri).get_string_custom_property(
+        "pushed_version") == "1"
+
+
+def test_crash_mid_copy_leaves_no_version_and_next_push_cleans_up(tmp_path, model_uri):
+    """The process dies after copying two files; nothing catches that, as with a kill -9."""
+    serving_root = tmp_path / "serving"
+    crashing_push = textwrap.dedent("""
+        import os, sys
+        import tensorflow as tf
+        from components import pusher
+
+        copy_file, copied = tf.io.gfile.copy, []
+
+        def copy_then_die(source, destination, overwrite=False):
+            if len(copied) == 2:
+                os._exit(17)
+            copy_file(source, destination, overwrite)
+            copied.append(destination)
+
+        tf.io.gfile.copy = copy_then_die
+        pusher.push_model(sys.argv[1], sys.argv[2], sys.argv[3])
+        """)
+    process = subprocess.run(
+        [sys.executable, "-c", crashing_push, os.path.join(model_uri, "Format-Serving"),
+         str(serving_root), MODEL_NAME],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    assert process.returncode == 17, process.stderr[-2000:]
+
+    left_behind = children(serving_root / MODEL_NAME)
+    assert len(left_behind) == 1 and left_behind[0].startswith(".tmp-1-")
+    partial_files = [name for _, _, files in os.walk(serving_root / MODEL_NAME / left_behind[0])
+                     for name in files]
+    assert len(partial_files) == 2  # the crash really happened mid-copy
+
+    pushed_model = push(tmp_path, serving_root, model_uri)
+    assert pushed_model.get_string_custom_property("pushed_version") == "1"
+    assert children(serving_root / MODEL_NAME) == ["1"]  # the stale directory is gone
+
+
+def test_models_config_lists_every_model_and_keeps_existing_entries(tmp_path, model_uri):
+    serving_root = tmp_path / "serving"
+    serving_root.mkdir()
+    # An entry an operator wrote, pointing at a container mount, with its own version policy.
+    (serving_root / "models.config").write_text(textwrap.dedent("""
+        model_config_list {
+          config {
+            name: "sentiment"
+            base_path: "/models/sentiment"
+            model_platform: "tensorflow"
+            model_version_policy { specific { versions: 4 } }
+          }
+        }
+        """))
+    # A model pushed before models.config existed: it gets an entry too.
+    shutil.copytree(os.path.join(model_uri, "Format-Serving"), serving_root / "legacy" / "5")
+
+    push(tmp_path, serving_root, model_uri)
+    push(tmp_path, serving_root, model_uri)  # a second push does not duplicate entries
+
+    entries = {entry.name: entry for entry in read_config(serving_root).model_config_list.config}
+    assert sorted(entries) == ["classifier", "legacy", "sentiment"]
+    assert entries["sentiment"].base_path == "/models/sentiment"
+    assert list(entries["sentiment"].model_version_policy.specific.versions) == [4]
+    for name in ("classifier", "legacy"):
+        assert entries[name].base_path == str(serving_root / name)
+        assert entries[name].model_platform == "tensorflow"
+        assert entries[name].model_version_policy.latest.num_versions == 2
+    assert [name for name in children(serving_root) if name.startswith(".")] == []
+
+
+def test_broken_models_config_stops_the_push_before_anything_is_served(tmp_path, model_uri):
+    serving_root = tmp_path / "serving"
+    serving_root.mkdir()
+    (serving_root / "models.config").write_text("model_config_list { config { nme: 'x' } }")
+    with pytest.raises(ValueError, match="models.config is not a ModelServerConfig"):
+        push(tmp_path, serving_root, model_uri)
+    assert not (serving_root / MODEL_NAME).exists()
+
+
+@pytest.mark.parametrize("serving_root, model_name, message", [
+    ("gs://bucket/serving", MODEL_NAME, "local or mounted filesystem"),
+    ("serving", "../escape", "model_name"),
+    ("serving", "", "model_name"),
+    ("serving", ".hidden", "model_name"),
+])
+def test_constructor_rejects_what_it_cannot_serve(serving_root, model_name, message):
+    with pytest.raises(ValueError, match=message):
+        ServingPusher(serving_root=serving_root, model_name=model_name,
+                      model=types.Channel(type=standard_artifacts.Model))
+
+
+def test_push_through_a_tfx_pipeline(tmp_path, model_uri):
+    """Importers for a Model, a blessed ModelBlessing and InfraBlessing feed ServingPusher."""
+    blessing_dir, infra_blessing_dir = tmp_path / "blessing", tmp_path / "infra_blessing"
+    blessing_dir.mkdir()
+    (blessing_dir / "BLESSED").write_text("")  # what the Evaluator writes, with `blessed`: 1
+    infra_blessing_dir.mkdir()
+    (infra_blessing_dir / "INFRA_BLESSED").write_text("")
+    model = tfx.dsl.Importer(source_uri=model_uri, artifact_type=standard_artifacts.Model
+                             ).with_id("ModelImporter")
+    blessing = tfx.dsl.Importer(
+        source_uri=str(blessing_dir), artifact_type=standard_artifacts.ModelBlessing,
+        custom_properties={"blessed": 1}).with_id("ModelBlessingImporter")
+    infra_blessing = tfx.dsl.Importer(
+        source_uri=str(infra_blessing_dir), artifact_type=standard_artifacts.InfraBlessing,
+        custom_properties={"blessed": 1}).with_id("InfraBlessingImporter")
+    serving_root = tmp_path / "serving"
+    serving_pusher = ServingPusher(
+        serving_root=str(serving_root), model_name=MODEL_NAME, model=model.outputs["result"],
+        model_blessing=blessing.outputs["result"],
+        infra_blessing=infra_blessing.outputs["result"])
+    connection = tfx.orchestration.metadata.sqlite_metadata_connection_config(
+        str(tmp_path / "metadata.sqlite"))
+    tfx.orchestration.LocalDagRunner().run(tfx.dsl.Pipeline(
+        pipeline_name="pusher_test", pipeline_root=str(tmp_path / "root"),
+        components=[model, blessing, infra_blessing, serving_pusher],
+        metadata_connection_config=connection, enable_cache=False))
+
+    version_dir = serving_root / MODEL_NAME / "1"
+    assert (version_dir / "saved_model.pb").exists()
+    assert (version_dir / "variables" / "variables.index").exists()
+    [pushed_model] = metadata_store.MetadataStore(connection).get_artifacts_by_type(
+        standard_artifacts.PushedModel.TYPE_NAME)
+    properties = pushed_model.custom_properties
+    assert properties["pushed"].int_value == 1
+    assert properties["pushed_version"].string_value == "1"
+    assert properties["pushed_destination"].string_value == str(version_dir)
+    [entry] = read_config(serving_root).model_config_list.config
+    assert (entry.name, entry.base_path) == (MODEL_NAME, str(serving_root / MODEL_NAME))
