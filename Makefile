@@ -49,7 +49,7 @@ demo: install
 		--schema-path schemas/demo.pbtxt --pipeline-name demo --output-dir $(DEMO_OUTPUT) \
 		--epochs 3 --learning-rate 1e-4 --min-accuracy 0.75
 	$(BIN)/bertpipe predict --model $(DEMO_OUTPUT)/serving/text_classifier \
-		"The room was spotless and the staff could not have been kinder."
+		"The room was spotless and the staff were wonderful."
 
 SHARED_DATA ?= ../shared/data
 check-tokenizer: install

@@ -9,6 +9,9 @@ import pytest
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Before TensorFlow is first imported: transformers' TF models and TFT's Keras layer need Keras 2.
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 def shared_sst2_dir() -> pathlib.Path:
@@ -68,3 +71,11 @@ def write_tiny_checkpoint(directory: pathlib.Path, lower_case: bool = True) -> p
 @pytest.fixture
 def tiny_checkpoint(tmp_path):
     return write_tiny_checkpoint(tmp_path / "tiny_checkpoint")
+
+
+# Trainer tests (test_trainer*.py): see trainer_harness.py. Once per session: the tiny
+# checkpoint with TFBertModel weights and the real data half on the demo data for it.
+@pytest.fixture(scope="session")
+def trainer_inputs(tmp_path_factory):
+    import trainer_harness
+    return trainer_harness.prepare_trainer_inputs(tmp_path_factory.mktemp("trainer_inputs"))

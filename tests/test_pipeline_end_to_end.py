@@ -1,0 +1,61 @@
+"""The whole pipeline, ExampleGen to ServingPusher, on the demo data with a tiny BERT: only
+blessed models are pushed, versions increase, and the pushed model answers raw text."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO_ROOT
+from pipeline import local_runner, run_summary
+from pipeline.config import PipelineConfig
+from trainer_harness import make_tiny_checkpoint_with_weights
+
+DEMO = REPO_ROOT / "data" / "demo"
+
+
+@pytest.fixture(scope="module")
+def tiny_bert(tmp_path_factory):
+    return make_tiny_checkpoint_with_weights(tmp_path_factory.mktemp("checkpoint") / "tiny")
+
+
+def versions(config):
+    model_dir = os.path.join(config.resolved().serving_model_root, config.model_name)
+    return sorted(name for name in os.listdir(model_dir) if name.isdigit()) \
+        if os.path.isdir(model_dir) else []
+
+
+def test_blessed_models_are_pushed_as_new_versions_and_others_are_not(tiny_bert, tmp_path):
+    def run(**thresholds):
+        config = PipelineConfig(
+            train_data=str(DEMO / "train.csv"), eval_data=str(DEMO / "eval.csv"),
+            schema_path=str(REPO_ROOT / "schemas" / "demo.pbtxt"), checkpoint=str(tiny_bert),
+            max_seq_length=32, epochs=1, train_batch_size=16, output_dir=str(tmp_path),
+            enable_cache=True, **thresholds)  # reruns reuse the cached data half
+        local_runner.run(config)
+        return config
+
+    config = run(min_accuracy=0.0, max_accuracy_drop=1.0)
+    assert versions(config) == ["1"]
+    summary = run_summary.describe_latest_run(config)
+    assert "model blessed: yes" in summary and "(version 1)" in summary
+
+    config = run(min_accuracy=1.01, max_accuracy_drop=1.0)  # no model can reach this
+    assert versions(config) == ["1"]
+    assert "model blessed: no" in run_summary.describe_latest_run(config)
+
+    config = run(min_accuracy=0.0, max_accuracy_drop=1.0)
+    assert versions(config) == ["1", "2"]
+
+    serving_root = config.resolved().serving_model_root
+    assert "text_classifier" in open(os.path.join(serving_root, "models.config")).read()
+    result = subprocess.run(
+        [os.path.join(os.path.dirname(sys.executable), "bertpipe"), "predict", "--model",
+         os.path.join(serving_root, config.model_name), "a lovely stay", "cold food"],
+        capture_output=True, text=True, check=True)
+    predictions = json.loads(result.stdout)
+    assert [p["text"] for p in predictions] == ["a lovely stay", "cold food"]
+    for prediction in predictions:
+        assert prediction["label"] in ("negative", "positive")
+        assert abs(sum(prediction["probabilities"].values()) - 1) < 1e-5
