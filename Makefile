@@ -19,6 +19,7 @@ help:
 	@echo "make demo      run the pipeline on the demo data (data/demo) with the packaged checkpoint"
 	@echo "make test      run the test suite (slow SST-2 scale checks excluded: make test-all)"
 	@echo "make lock      re-resolve requirements.in into requirements.lock"
+	@echo "make image     build the pipeline image (Dockerfile); needs docker (dev machines: none)"
 
 install: $(VENV)/.installed
 
@@ -57,3 +58,12 @@ check-tokenizer: install
 
 clean-runs:
 	rm -rf runs
+
+# The pipeline image for Kubeflow Pipelines v2 / Vertex AI (Dockerfile): TFX's image of the pinned
+# version with requirements.lock, $(MINILM_PACKAGE) and this package. It needs a docker engine,
+# which the dev machines do not have: build it in CI or Cloud Build, push it to a registry the
+# cluster can pull from, and pass that name to `bertpipe compile --target kubeflow-v2 --image`.
+IMAGE ?= bertpipe:latest
+.PHONY: image
+image:
+	docker build -t $(IMAGE) .

@@ -71,7 +71,24 @@ def command_run(args: argparse.Namespace) -> int:
     print(f"pipeline root: {config.resolved().pipeline_root}")
     for component, seconds in run_summary.component_wall_times(config).items():
         print(f"  {component:<30} {seconds:8.1f} s")
-    print(run_summary.describe_latest_run(config))
+    summary = run_summary.describe_latest_run(config)
+    if summary:
+        print(summary)
+    return 0
+
+
+def command_compile(args: argparse.Namespace) -> int:
+    from pipeline import kubeflow_v2_runner
+    config = _config_from_args(args)
+    try:
+        job = kubeflow_v2_runner.compile_pipeline(config, args.output, args.image)
+    except kubeflow_v2_runner.CloudConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return _EXIT_USER_ERROR
+    tasks = job["pipelineSpec"]["root"]["dag"]["tasks"]
+    print(f"wrote {args.output} ({args.target}): pipeline {config.pipeline_name!r}, "
+          f"{len(tasks)} tasks, image {args.image}, pipeline root "
+          f"{job['runtimeConfig']['gcsOutputDirectory']}")
     return 0
 
 
@@ -121,6 +138,20 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run the pipeline locally (Beam DirectRunner)")
     _add_config_flags(run)
     run.set_defaults(handler=command_run)
+
+    compile_parser = commands.add_parser(
+        "compile", help="compile the pipeline for Kubeflow Pipelines v2 / Vertex AI "
+                        "(every path a gs:// URI)")
+    compile_parser.add_argument("--target", required=True, choices=["kubeflow-v2"])
+    compile_parser.add_argument("--output", required=True,
+                                help="the PipelineJob JSON to write (a .yaml file gets the "
+                                     "bare PipelineSpec)")
+    from pipeline.kubeflow_v2_runner import DEFAULT_IMAGE  # light: tfx is imported later
+    compile_parser.add_argument("--image", default=DEFAULT_IMAGE,
+                                help="the pipeline image every task runs in (`make image`), "
+                                     "as the cluster pulls it; default: %(default)s")
+    _add_config_flags(compile_parser)
+    compile_parser.set_defaults(handler=command_compile)
 
     info = commands.add_parser("info", help="show the packaged checkpoint directory and versions")
     info.set_defaults(handler=command_info)

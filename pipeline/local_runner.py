@@ -8,4 +8,10 @@ from pipeline.pipeline import create_pipeline
 
 
 def run(config: PipelineConfig) -> None:
-    tfx.orchestration.LocalDagRunner().run(create_pipeline(config))
+    pipeline = create_pipeline(config)
+    # The local run keeps ML Metadata in SQLite beside the pipeline root (Kubeflow and Vertex
+    # bring their own store).
+    pipeline.metadata_connection_config = \
+        tfx.orchestration.metadata.sqlite_metadata_connection_config(
+            config.resolved().metadata_path)
+    tfx.orchestration.LocalDagRunner().run(pipeline)

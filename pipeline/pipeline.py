@@ -95,7 +95,5 @@ def _pipeline(config: PipelineConfig, components) -> tfx.dsl.Pipeline:
         pipeline_root=config.pipeline_root,
         components=components,
         enable_cache=config.enable_cache,
-        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
-            config.metadata_path),
         beam_pipeline_args=config.beam_args,
     )

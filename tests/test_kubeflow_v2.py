@@ -1,0 +1,436 @@
+"""Compiling for Kubeflow Pipelines v2 / Vertex AI (pipeline/kubeflow_v2_runner.py, `bertpipe
+compile`), and the pipeline image (Dockerfile).
+
+Every path of the compiled config is a gs://bucket/... URI. Compiling reads two of them: the
+checkpoint (create_pipeline checks its config.json and vocab.txt) and the schema (its label
+domain sizes the Evaluator's per-class metrics). The tests have no GCS, so `fake bucket`
+serves gs://bucket/ reads from a local directory by replacing tf.io.gfile.exists/GFile. It
+does not change what goes into the spec, and it fails on any write to gs://. A subprocess gets
+the same fake through a sitecustomize.py on its PYTHONPATH.
+
+ServingPusher refuses gs:// serving roots: it relies on an atomic directory rename, which object
+stores lack (components/pusher.py). So a pipeline that trains cannot be compiled with a gs://
+serving root yet (test_real_serving_pusher_with_a_gs_serving_root, a strict xfail). The tests of
+the compiled training pipeline replace ServingPusher with TFX's Pusher under the same id
+(`gcs_stand_in_pusher`). The graph they check is that of create_pipeline either way.
+"""
+import dataclasses
+import json
+import os
+import pathlib
+import re
+import shutil
+import subprocess
+import sys
+import textwrap
+import types
+
+import pytest
+
+from conftest import REPO_ROOT, write_tiny_checkpoint
+from pipeline.kubeflow_v2_runner import CloudConfigError
+
+IMAGE = "europe-docker.pkg.dev/example-project/bertpipe/bertpipe:test"
+BUCKET = "gs://bucket/"
+CHECKPOINT = "gs://bucket/checkpoints/tiny"
+SCHEMA = "gs://bucket/schemas/sst2.pbtxt"
+# The components of create_pipeline with train=True, and their number.
+EXPECTED_COMPONENTS = {
+    "PretrainedCheckpointImporter", "TextExampleGen", "StatisticsGen", "ImportSchemaGen",
+    "ExampleValidator", "ValidationGate", "Transform", "Trainer",
+    "latest_blessed_model_resolver", "Evaluator", "ServingCheck", "ServingPusher"}
+DATA_HALF = 7  # train=False: up to Transform
+
+
+def cloud_config(**overrides):
+    from pipeline.config import PipelineConfig
+    return PipelineConfig(**{
+        "train_data": "gs://bucket/data/sst2/train.tsv",
+        "eval_data": "gs://bucket/data/sst2/dev.tsv",
+        "text_column": "sentence", "label_column": "label",
+        "checkpoint": CHECKPOINT, "schema_path": SCHEMA,
+        "output_dir": "gs://bucket/runs", "serving_root": "gs://bucket/serving",
+        **overrides})
+
+
+# --- the fake bucket ------------------------------------------------------------------------
+
+def fill_fake_bucket(directory: pathlib.Path) -> pathlib.Path:
+    write_tiny_checkpoint(directory / "checkpoints" / "tiny")
+    (directory / "schemas").mkdir(parents=True, exist_ok=True)
+    shutil.copy(REPO_ROOT / "schemas" / "sst2.pbtxt", directory / "schemas" / "sst2.pbtxt")
+    return directory
+
+
+def fake_gfile_functions(directory):
+    """tf.io.gfile.exists and GFile that read gs://bucket/ from `directory`.
+
+    Another bucket is "permission denied". Writing to gs:// fails the test.
+    """
+    import tensorflow as tf
+    real_exists, real_gfile = tf.io.gfile.exists, tf.io.gfile.GFile
+
+    def local(path):
+        path = os.fspath(path)
+        if path.startswith(BUCKET):
+            return os.path.join(directory, path[len(BUCKET):])
+        if path.startswith("gs://"):
+            raise tf.errors.PermissionDeniedError(None, None, f"fake bucket: no access to {path}")
+        return path
+
+    def exists(path):
+        return real_exists(local(path))
+
+    def gfile(name, mode="r"):
+        if os.fspath(name).startswith("gs://") and not mode.startswith("r"):
+            raise AssertionError(f"compiling wrote to {name}")
+        return real_gfile(local(name), mode)
+
+    return exists, gfile
+
+
+def install_fake_bucket(directory):
+    """For a subprocess (sitecustomize.py): the fake bucket for the whole process."""
+    import tensorflow as tf
+    tf.io.gfile.exists, tf.io.gfile.GFile = fake_gfile_functions(directory)
+
+
+def patch_fake_bucket(monkeypatch, directory):
+    import tensorflow as tf
+    exists, gfile = fake_gfile_functions(directory)
+    monkeypatch.setattr(tf.io.gfile, "exists", exists)
+    monkeypatch.setattr(tf.io.gfile, "GFile", gfile)
+
+
+def gcs_stand_in_pusher(*, model, model_blessing, infra_blessing, serving_root, model_name):
+    """TFX's Pusher to <serving_root>/<model_name>, with ServingPusher's id and inputs."""
+    from tfx import v1 as tfx
+    destination = tfx.proto.PushDestination(filesystem=tfx.proto.PushDestination.Filesystem(
+        base_directory=f"{serving_root}/{model_name}"))
+    return tfx.components.Pusher(model=model, model_blessing=model_blessing,
+                                 infra_blessing=infra_blessing,
+                                 push_destination=destination).with_id("ServingPusher")
+
+
+@pytest.fixture(scope="module")
+def fake_bucket_dir(tmp_path_factory):
+    return fill_fake_bucket(tmp_path_factory.mktemp("fake_bucket"))
+
+
+@pytest.fixture
+def fake_bucket(fake_bucket_dir, monkeypatch):
+    patch_fake_bucket(monkeypatch, fake_bucket_dir)
+    return fake_bucket_dir
+
+
+@pytest.fixture(scope="module")
+def compiled(fake_bucket_dir, tmp_path_factory):
+    """The training pipeline compiled to a file, and the TFX pipeline it was compiled from."""
+    from pipeline import kubeflow_v2_runner
+    from pipeline import pipeline as pipeline_module
+    output = tmp_path_factory.mktemp("compiled") / "pipeline.json"
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        patch_fake_bucket(monkeypatch, fake_bucket_dir)
+        monkeypatch.setattr(pipeline_module, "ServingPusher", gcs_stand_in_pusher)
+        job = kubeflow_v2_runner.compile_pipeline(cloud_config(), str(output), IMAGE)
+        tfx_pipeline = kubeflow_v2_runner.build_pipeline(cloud_config())
+    text = output.read_text()
+    return types.SimpleNamespace(path=output, text=text, file=json.loads(text), job=job,
+                                 pipeline=tfx_pipeline, bucket_dir=fake_bucket_dir)
+
+
+# --- the compiled spec ------------------------------------------------------------------------
+
+def root_tasks(job):
+    return job["pipelineSpec"]["root"]["dag"]["tasks"]
+
+
+def node_of_task(task_name, node_ids):
+    """The pipeline node a task comes from. A Resolver becomes several `<id>-...` tasks."""
+    owners = [node for node in node_ids
+              if task_name == node or task_name.startswith(node + "-")]
+    assert len(owners) == 1, (task_name, owners)
+    return owners[0]
+
+
+def test_the_file_is_a_pipeline_job_with_a_valid_pipeline_spec(compiled):
+    from google.protobuf import json_format
+    from kfp.pipeline_spec import pipeline_spec_pb2
+    assert compiled.file == compiled.job
+    json_format.ParseDict(compiled.file, pipeline_spec_pb2.PipelineJob())
+    spec = json_format.ParseDict(compiled.file["pipelineSpec"], pipeline_spec_pb2.PipelineSpec())
+    assert spec.pipeline_info.name == "bertpipe"
+    assert spec.schema_version == "2.0.0"
+    assert len(spec.root.dag.tasks) >= len(EXPECTED_COMPONENTS)
+    assert compiled.file["runtimeConfig"]["gcsOutputDirectory"] == "gs://bucket/runs/bertpipe/root"
+
+
+def test_every_component_is_a_task_of_the_root_dag(compiled):
+    node_ids = [component.id for component in compiled.pipeline.components]
+    assert len(node_ids) == len(EXPECTED_COMPONENTS) == 12
+    assert set(node_ids) == EXPECTED_COMPONENTS
+    tasks = root_tasks(compiled.file)
+    by_node = {}
+    for task_name in tasks:
+        by_node.setdefault(node_of_task(task_name, node_ids), []).append(task_name)
+    assert set(by_node) == set(node_ids)
+    for node, task_names in by_node.items():
+        if node == "latest_blessed_model_resolver":  # a model and a model-blessing resolver
+            assert len(task_names) == 2, task_names
+        else:
+            assert task_names == [node]
+
+
+def test_every_dependency_edge_is_in_the_spec(compiled):
+    node_ids = [component.id for component in compiled.pipeline.components]
+    tasks = root_tasks(compiled.file)
+    expected = {component.id: {node.id for node in component.upstream_nodes}
+                for component in compiled.pipeline.components}
+    actual = {}
+    for task_name, task in tasks.items():
+        node = node_of_task(task_name, node_ids)
+        actual.setdefault(node, set()).update(
+            node_of_task(upstream, node_ids) for upstream in task.get("dependentTasks", []))
+    assert actual == expected
+    # The edges that matter most, spelled out.
+    assert {"ValidationGate", "TextExampleGen"} <= expected["Transform"]
+    assert "Transform" in expected["Trainer"]
+    assert {"Evaluator", "ServingCheck"} <= expected["ServingPusher"]
+    assert "latest_blessed_model_resolver" in expected["Evaluator"]
+
+
+def local_path_snippets(text, prefixes):
+    """Where a path under one of `prefixes` starts in `text` (not inside gs://.../root)."""
+    found = []
+    for prefix in prefixes:
+        for match in re.finditer(r"(?<![\w./-])" + re.escape(prefix) + r"(?![\w.-])", text):
+            found.append(text[max(0, match.start() - 50):match.end() + 50])
+    return found
+
+
+def test_no_local_path_is_in_the_spec(compiled):
+    text = compiled.text
+    assert str(REPO_ROOT) not in text
+    prefixes = {str(REPO_ROOT), "/work", "/tmp", "/root", os.path.expanduser("~"),
+                str(compiled.bucket_dir), str(compiled.path.parent), sys.prefix}
+    assert local_path_snippets(text, prefixes) == []
+    assert "file:" not in text
+    # Every path of the config is in the spec, as the gs:// URI it was given.
+    for field in ("train_data", "eval_data", "checkpoint", "schema_path", "output_dir",
+                  "serving_root"):
+        value = getattr(cloud_config(), field)
+        assert value in text, field
+    assert "gs://bucket/serving/text_classifier" in text
+
+
+def test_every_container_runs_the_image(compiled):
+    executors = compiled.file["pipelineSpec"]["deploymentSpec"]["executors"]
+    containers = {name: executor["container"] for name, executor in executors.items()
+                  if "container" in executor}
+    # All but the Importer and the Resolver run a container.
+    assert len(containers) == len(EXPECTED_COMPONENTS) - 2
+    for name, container in containers.items():
+        assert container["image"] == IMAGE, name
+        assert container["command"][-1] == (
+            "tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor")
+    assert "components.checkpoint_inputs.TrainerExecutor" in (
+        containers["Trainer_executor"]["args"])
+
+
+def test_there_is_no_local_metadata_config(compiled):
+    assert compiled.pipeline.metadata_connection_config is None
+    assert "sqlite" not in compiled.text
+
+
+# --- refusals -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"train_data": "data/demo/train.csv"}, r"train_data \(--train-data\) is 'data/demo/"),
+    ({"eval_data": "/data/dev.tsv"}, r"eval_data \(--eval-data\)"),
+    ({"schema_path": "schemas/sst2.pbtxt"}, r"schema_path \(--schema-path\)"),
+    ({"output_dir": "runs"}, r"output_dir \(--output-dir\) is 'runs'"),
+    ({"output_dir": "file:///srv/runs"}, r"output_dir \(--output-dir\)"),
+    ({"serving_root": "/srv/serving"}, r"serving_root \(--serving-root\)"),
+    ({"checkpoint": ""}, r"checkpoint \(--checkpoint\) '' is empty, which means the packaged"),
+    ({"checkpoint": "bert-base-uncased"}, r"checkpoint \(--checkpoint\) 'bert-base-uncased' is "
+                                          r"not a gs:// URI.*Hugging Face cache"),
+    ({"checkpoint": "/models/minilm"}, r"checkpoint \(--checkpoint\) '/models/minilm'"),
+    ({"beam_args": ["--temp_location=/tmp/beam"]}, r"beam_args \(--beam-args\) contains "
+                                                   r"'--temp_location=/tmp/beam'"),
+])
+def test_a_local_path_is_refused_naming_the_field(overrides, message, tmp_path):
+    from pipeline.kubeflow_v2_runner import compile_pipeline
+    output = tmp_path / "pipeline.json"
+    with pytest.raises(CloudConfigError, match=message):
+        compile_pipeline(cloud_config(**overrides), str(output), IMAGE)
+    assert not output.exists()
+
+
+def test_a_missing_schema_and_an_unreadable_bucket_are_named(fake_bucket, tmp_path):
+    from pipeline.kubeflow_v2_runner import compile_pipeline
+    with pytest.raises(CloudConfigError, match=r"schema_path \(--schema-path\): "
+                                               r"gs://bucket/schemas/none.pbtxt does not exist"):
+        compile_pipeline(cloud_config(schema_path="gs://bucket/schemas/none.pbtxt"),
+                         str(tmp_path / "p.json"), IMAGE)
+    with pytest.raises(CloudConfigError, match=r"checkpoint \(--checkpoint\): cannot read "
+                                               r"gs://other/ckpt/config.json.*read access"):
+        compile_pipeline(cloud_config(checkpoint="gs://other/ckpt"),
+                         str(tmp_path / "p.json"), IMAGE)
+
+
+def test_find_local_paths_ignores_gs_uris():
+    from pipeline.kubeflow_v2_runner import find_local_paths
+    prefixes = ["/root", "/work/main"]
+    assert find_local_paths('{"a": "gs://bucket/runs/bertpipe/root", "b": "gs://work/main"}',
+                            prefixes) == []
+    assert len(find_local_paths('["--x=/root/a", "\\"/work/main\\"", "file:///srv"]',
+                                prefixes)) == 3
+
+
+@pytest.mark.xfail(strict=True, raises=CloudConfigError,
+                   reason="ServingPusher refuses gs:// serving roots (atomic rename needs a "
+                   "filesystem); create_pipeline must choose a GCS-capable pusher first")
+def test_real_serving_pusher_with_a_gs_serving_root(fake_bucket, tmp_path):
+    from pipeline.kubeflow_v2_runner import compile_pipeline
+    compile_pipeline(cloud_config(), str(tmp_path / "pipeline.json"), IMAGE)
+
+
+# --- the command ---------------------------------------------------------------------------------
+
+def test_bertpipe_compile_writes_the_pipeline_job(fake_bucket_dir, tmp_path):
+    """`bertpipe compile` as a user runs it (data half: the real pipeline compiles today)."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(textwrap.dedent(f"""\
+        import sys
+        sys.path.insert(0, {str(REPO_ROOT / "tests")!r})
+        import test_kubeflow_v2
+        test_kubeflow_v2.install_fake_bucket({str(fake_bucket_dir)!r})
+        """))
+    output = tmp_path / "out" / "pipeline.json"
+    config = cloud_config(train=False)
+    flags = []
+    for field in ("train_data", "eval_data", "text_column", "checkpoint", "schema_path",
+                  "output_dir", "serving_root"):
+        flags += ["--" + field.replace("_", "-"), getattr(config, field)]
+    env = dict(os.environ, PYTHONPATH=str(site), TF_CPP_MIN_LOG_LEVEL="3")
+    result = subprocess.run(
+        [os.path.join(os.path.dirname(sys.executable), "bertpipe"), "compile",
+         "--target", "kubeflow-v2", "--output", str(output), "--image", IMAGE, "--no-train",
+         *flags], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"wrote {output}" in result.stdout
+    job = json.loads(output.read_text())
+    assert len(root_tasks(job)) == DATA_HALF
+    assert {"Transform", "ValidationGate"} <= set(root_tasks(job))
+    images = {executor["container"]["image"] for executor
+              in job["pipelineSpec"]["deploymentSpec"]["executors"].values()
+              if "container" in executor}
+    assert images == {IMAGE}
+    assert local_path_snippets(output.read_text(), {str(REPO_ROOT), str(tmp_path), "/tmp"}) == []
+
+
+# --- the image ---------------------------------------------------------------------------------
+
+def dockerfile_instructions():
+    """(INSTRUCTION, arguments) of the Dockerfile, continuation lines joined, comments dropped."""
+    text = (REPO_ROOT / "Dockerfile").read_text()
+    lines = [line for line in text.splitlines() if not line.lstrip().startswith("#")]
+    joined = re.sub(r"\\\n", " ", "\n".join(lines))
+    return [tuple(line.strip().split(None, 1)) for line in joined.splitlines() if line.strip()]
+
+
+def locked_versions():
+    pins = {}
+    for line in (REPO_ROOT / "requirements.lock").read_text().splitlines():
+        match = re.match(r"([A-Za-z0-9_.-]+)(\[[^\]]*\])?==(\S+)", line)
+        if match:
+            pins[normalize(match.group(1))] = match.group(3)
+    return pins
+
+
+def normalize(name):
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def makefile_variable(name):
+    match = re.search(rf"^{name}\s*[:?]?=\s*(\S+)\s*$", (REPO_ROOT / "Makefile").read_text(),
+                      re.MULTILINE)
+    assert match, name
+    return match.group(1)
+
+
+def install_commands():
+    """The argument lists of every pip/uv install in a RUN instruction."""
+    commands = []
+    for instruction, arguments in dockerfile_instructions():
+        if instruction == "RUN":
+            for command in re.split(r"&&|;", arguments):
+                words = command.split()
+                if "install" in words and ("pip" in words or "uv" in words):
+                    commands.append(words[words.index("install") + 1:])
+    return commands
+
+
+def test_dockerfile_base_image_is_tfx_of_the_locked_version():
+    froms = [arguments for instruction, arguments in dockerfile_instructions()
+             if instruction == "FROM"]
+    assert froms == [f"gcr.io/tfx-oss-public/tfx:{locked_versions()['tfx']}"]
+
+
+def test_dockerfile_installs_exactly_the_lock():
+    commands = install_commands()
+    build_args = [arguments for instruction, arguments in dockerfile_instructions()
+                  if instruction == "ARG"]
+    assert f"UV_VERSION={makefile_variable('UV_VERSION')}" in build_args
+    lock_installs = [words for words in commands if "-r" in words]
+    assert len(lock_installs) == 1
+    words = lock_installs[0]
+    assert words[words.index("-r") + 1].endswith("requirements.lock")
+    assert "--system" in words
+    assert not {"-U", "--upgrade"} & set(words)
+    copies = [arguments.split() for instruction, arguments in dockerfile_instructions()
+              if instruction == "COPY"]
+    assert ["requirements.lock", words[words.index("-r") + 1]] in copies
+
+    # Nothing else installs a package at another version, or unpinned.
+    pins = locked_versions()
+    minilm = makefile_variable("MINILM_PACKAGE")
+    seen_pins = []
+    for words in commands:
+        for word in words:
+            word = word.strip("'\"")
+            if word.startswith("-") or word == "requirements.lock" or word.startswith("/build"):
+                continue
+            assert "==" in word, f"unpinned install of {word!r}"
+            name, version = word.split("==")
+            if name == "uv":
+                assert version == "${UV_VERSION}"
+                continue
+            seen_pins.append(word)
+            if normalize(name) in pins:
+                assert version == pins[normalize(name)], word
+    assert seen_pins == [minilm]
+    minilm_install = next(words for words in commands if minilm in words)
+    assert "--no-deps" in minilm_install
+
+
+def test_dockerfile_copies_every_package_of_setup_py():
+    import ast
+    tree = ast.parse((REPO_ROOT / "setup.py").read_text())
+    include = next(keyword.value for node in ast.walk(tree) if isinstance(node, ast.Call)
+                   for keyword in node.keywords if keyword.arg == "include")
+    packages = {element.value for element in include.elts if "*" not in element.value}
+    copied = {arguments.split()[0] for instruction, arguments in dockerfile_instructions()
+              if instruction == "COPY"}
+    assert packages and packages <= copied
+    assert "setup.py" in copied
+
+
+def test_the_default_image_is_the_one_make_image_builds():
+    from pipeline.kubeflow_v2_runner import DEFAULT_IMAGE
+    assert makefile_variable("IMAGE") == DEFAULT_IMAGE
+    result = subprocess.run(["make", "-n", "image"], cwd=REPO_ROOT, capture_output=True,
+                            text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"docker build -t {DEFAULT_IMAGE} ."
