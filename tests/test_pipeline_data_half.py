@@ -36,7 +36,7 @@ def read_transformed(config, split):
     for record in tf.data.TFRecordDataset(files, compression_type="GZIP"):
         parsed = tf.io.parse_single_example(record, graph.transformed_feature_spec())
         records.append({name: (tf.sparse.to_dense(value).numpy().tolist()
-                               if isinstance(value, tf.SparseTensor) else value.numpy().item())
+                               if isinstance(value, tf.SparseTensor) else value.numpy())
                         for name, value in parsed.items()})
     return graph, records
 

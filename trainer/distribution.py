@@ -24,7 +24,7 @@ def cluster_worker_count(tf_config: Optional[str] = None) -> int:
     if not tf_config:
         return 1
     cluster = json.loads(tf_config).get("cluster", {})
-    return len(cluster.get("chief", [])) + len(cluster.get("worker", []))
+    return max(1, len(cluster.get("chief", [])) + len(cluster.get("worker", [])))
 
 
 def _tpu_resolver():

@@ -16,6 +16,7 @@ from typing import Dict
 
 import tensorflow as tf
 import tensorflow_transform as tft
+import tf_keras as keras
 
 from preprocessing.preprocessing import (INPUT_IDS, INPUT_MASK, INPUT_TYPE_IDS, LABEL,
                                          LABEL_VOCABULARY, LENGTH_BUCKET)
@@ -31,7 +32,10 @@ class ServingModule(tf.Module):
     def __init__(self, classifier, tft_output: tft.TFTransformOutput, text_feature: str,
                  label_feature: str):
         super().__init__(name="bert_text_classifier")
-        self.classifier = classifier
+        # The same layers and weights, uncompiled: the SavedModel then holds no optimizer
+        # slots or metric variables (which would triple its size).
+        self.classifier = keras.Model(classifier.inputs, classifier.outputs,
+                                      name=classifier.name)
         self.tft_layer = tft_output.transform_features_layer()
         self._raw_spec = tft_output.raw_feature_spec()
         self._text_feature = text_feature

@@ -28,10 +28,18 @@ from trainer import distribution, export, input_pipeline, model  # noqa: E402
 PIPELINE_CONFIG_KEY = "pipeline_config"
 
 
+# The settings that shape the training state; others (thresholds, serving) do not invalidate
+# a backup, so a rerun with a changed threshold still resumes.
+_TRAINING_FIELDS = ("epochs", "train_batch_size", "learning_rate", "warmup_fraction",
+                    "weight_decay", "dropout", "seed", "max_seq_length", "distribution",
+                    "mixed_precision", "xla", "checkpoint_every_steps")
+
+
 def _backup_dir(config: PipelineConfig, fn_args: FnArgs) -> str:
     """Same training inputs and settings -> same backup directory across Trainer executions."""
+    settings = {name: getattr(config, name) for name in _TRAINING_FIELDS}
     key = json.dumps([sorted(fn_args.train_files), fn_args.transform_output,
-                      fn_args.custom_config], sort_keys=True, default=str)
+                      fn_args.custom_config[CHECKPOINT_KEY], settings], sort_keys=True)
     return os.path.join(config.backup_root, hashlib.sha256(key.encode()).hexdigest()[:16])
 
 

@@ -1,0 +1,170 @@
+"""The Trainer (`trainer.task.run_fn`) for real on a tiny BERT: MirroredStrategy over two logical
+CPU devices, and the exported serving SavedModel's contract in a fresh process.
+
+run_fn gets a real TFX FnArgs over the data half's real output (see trainer_harness.py) and runs
+in a subprocess. Multi-worker training: test_trainer_multiworker.py; resuming after a kill:
+test_trainer_resume.py.
+"""
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_transform as tft
+from tensorflow.core.protobuf import saved_model_pb2
+
+import trainer_harness
+from preprocessing.preprocessing import LABEL_VOCABULARY
+
+SIGNATURES = {"serving_default", "serving_examples", "eval_features"}
+
+
+def signature_names(saved_model_dir):
+    proto = saved_model_pb2.SavedModel()
+    with open(os.path.join(saved_model_dir, "saved_model.pb"), "rb") as handle:
+        proto.ParseFromString(handle.read())
+    [meta_graph] = proto.meta_graphs
+    return set(meta_graph.signature_def) - {"__saved_model_init_op"}
+
+
+def test_mirrored_strategy_trains_on_two_logical_cpus_and_exports(trainer_inputs, tmp_path):
+    config = trainer_inputs.train_config(tmp_path / "out", distribution="mirrored")
+    fn_args = trainer_inputs.fn_args_spec(config, tmp_path / "run")
+    process = trainer_harness.run_trainer(tmp_path / "trainer", fn_args, logical_cpus=2)
+
+    assert "Distribution strategy: mirrored (requested mirrored)" in process.stderr
+    report = process.strategy_report()  # run_fn's own log line
+    assert (report["strategy"], report["replicas"]) == ("MirroredStrategy", 2), report
+    assert (report["examples"], report["labels"], report["steps_per_epoch"]) == (330, 2, 10)
+    result = process.result()
+    assert len([d for d in result["logical_devices"] if "CPU" in d]) == 2
+    [strategy] = result["strategies"]
+    assert strategy["class"] == "MirroredStrategy" and strategy["num_replicas_in_sync"] == 2
+    assert sorted(d.split("/")[-1] for d in strategy["worker_devices"]) == ["device:CPU:0",
+                                                                            "device:CPU:1"]
+    assert "10/10" in process.stdout  # Keras ran every step of the epoch (global batch 32)
+
+    serving_dir = fn_args["serving_model_dir"]
+    assert [export["export_dir"] for export in result["exports"]] == [serving_dir]
+    assert trainer_harness.saved_models_under(tmp_path) == [pathlib.Path(serving_dir)]
+    assert signature_names(serving_dir) == SIGNATURES
+    assert os.listdir(os.path.join(serving_dir, "variables"))
+
+
+@pytest.fixture(scope="module")
+def default_run(trainer_inputs, tmp_path_factory):
+    """One run_fn with the default strategy (this CPU machine's `auto`): its FnArgs, process."""
+    directory = tmp_path_factory.mktemp("default_run")
+    config = trainer_inputs.train_config(directory / "out", distribution="auto")
+    fn_args = trainer_inputs.fn_args_spec(config, directory / "run")
+    process = trainer_harness.run_trainer(directory / "trainer", fn_args)
+    assert process.result()["strategies"][0]["class"] == "_DefaultDistributionStrategy"
+    return fn_args, process
+
+
+# Runs in a fresh interpreter that imports only tensorflow and tensorflow_text (`python -I`,
+# cwd outside the repository): what a TensorFlow Serving-like consumer has.
+SERVING_CLIENT = r"""
+import json, sys
+import tensorflow as tf
+import tensorflow_text  # noqa: F401  (registers the tokenizer ops of the transform graph)
+
+model = tf.saved_model.load(sys.argv[1])
+texts = [b"great product", b"awful", b""]
+labelled = [(b"great product", b"positive"), (b"awful", b"negative"),
+            (b" ".join([b"the movie was great"] * 10), b"positive")]
+
+def example(text, label=None):
+    feature = {"text": tf.train.Feature(bytes_list=tf.train.BytesList(value=[text]))}
+    if label is not None:
+        feature["label"] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[label]))
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+
+def call(name, **inputs):
+    outputs = model.signatures[name](**inputs)
+    return {key: {"dtype": value.dtype.name, "value": value.numpy().tolist()}
+            for key, value in outputs.items()}
+
+def input_names(name):
+    return sorted(model.signatures[name].structured_input_signature[1])
+
+[examples_input] = input_names("serving_examples")
+[eval_input] = input_names("eval_features")
+out = {
+    "signatures": sorted(model.signatures),
+    "serving_default_inputs": input_names("serving_default"),
+    "serving_default": call("serving_default", text=tf.constant(texts)),
+    "serving_examples": call("serving_examples", **{
+        examples_input: tf.constant([example(text) for text in texts])}),
+    "eval_features": call("eval_features", **{
+        eval_input: tf.constant([example(text, label) for text, label in labelled])}),
+    "modules": sorted({name.split(".")[0] for name in sys.modules}
+                      & {"tensorflow_transform", "transformers", "tfx", "apache_beam"}),
+}
+print(json.dumps(out, default=lambda value: value.decode("utf-8")))
+"""
+
+
+@pytest.fixture(scope="module")
+def served(default_run, tmp_path_factory):
+    """The SERVING_CLIENT's view of the exported model: outputs of the three signatures."""
+    fn_args, _ = default_run
+    cwd = tmp_path_factory.mktemp("client")
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PYTHON")}
+    env.update(TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
+    env.pop("TF_USE_LEGACY_KERAS", None)
+    result = subprocess.run([sys.executable, "-I", "-c", SERVING_CLIENT,
+                             fn_args["serving_model_dir"]], capture_output=True, text=True,
+                            cwd=str(cwd), env=env, timeout=600)
+    assert result.returncode == 0, result.stderr[-6000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_export_serves_raw_text_in_a_process_without_transform_or_transformers(
+        served, trainer_inputs):
+    labels = [label.decode() for label in tft.TFTransformOutput(
+        trainer_inputs.transform_output).vocabulary_by_name(LABEL_VOCABULARY)]
+    assert labels == ["negative", "positive"]  # the schema's label domain, in its order
+    assert served["modules"] == []  # no tensorflow_transform, transformers, tfx (nor beam)
+    assert set(served["signatures"]) == SIGNATURES
+    assert served["serving_default_inputs"] == ["text"]
+
+    outputs = served["serving_default"]
+    probabilities = np.array(outputs["probabilities"]["value"])
+    assert outputs["probabilities"]["dtype"] == "float32"
+    assert probabilities.shape == (3, 2)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+    assert (probabilities >= 0).all()
+    assert outputs["classes"]["value"] == [labels] * 3
+    assert set(outputs["label"]["value"]) <= {"negative", "positive"}
+    assert outputs["label"]["value"] == [labels[i] for i in probabilities.argmax(axis=1)]
+
+
+def test_serving_examples_matches_serving_default_on_raw_tf_examples(served):
+    by_text, by_example = served["serving_default"], served["serving_examples"]
+    np.testing.assert_allclose(np.array(by_example["probabilities"]["value"]),
+                               np.array(by_text["probabilities"]["value"]), rtol=0, atol=1e-6)
+    assert by_example["label"]["value"] == by_text["label"]["value"]
+    assert by_example["classes"]["value"] == by_text["classes"]["value"]
+
+
+def test_eval_features_gives_label_index_and_length_bucket(served):
+    features = served["eval_features"]
+    assert features["label"]["dtype"] in ("int64", "int32")
+    assert features["label"]["value"] == [1, 0, 1]  # positive, negative, positive
+    assert features["length_bucket"]["dtype"] == "string"
+    # [CLS] great [UNK] [SEP] and [CLS] [UNK] [SEP]; 40 words truncated to max_seq_length 32.
+    assert features["length_bucket"]["value"] == ["<=16", "<=16", "17-32"]
+
+
+def test_serving_model_holds_no_training_state(default_run):
+    fn_args, _ = default_run
+    reader = tf.train.load_checkpoint(
+        os.path.join(fn_args["serving_model_dir"], "variables", "variables"))
+    names = list(reader.get_variable_to_shape_map())
+    assert names
+    assert [name for name in names if "optimizer" in name.lower()] == []
