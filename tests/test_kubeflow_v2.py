@@ -430,7 +430,11 @@ def test_dockerfile_copies_every_package_of_setup_py():
 def test_the_default_image_is_the_one_make_image_builds():
     from pipeline.kubeflow_v2_runner import DEFAULT_IMAGE
     assert makefile_variable("IMAGE") == DEFAULT_IMAGE
-    result = subprocess.run(["make", "-n", "image"], cwd=REPO_ROOT, capture_output=True,
-                            text=True)
+    # Under `make test` this runs in a sub-make: drop the parent's make variables so the
+    # output is just the recipe.
+    env = {key: value for key, value in os.environ.items()
+           if key not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+    result = subprocess.run(["make", "--no-print-directory", "-n", "image"], cwd=REPO_ROOT,
+                            capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == f"docker build -t {DEFAULT_IMAGE} ."
