@@ -21,21 +21,24 @@ _EXIT_USER_ERROR = 2
 _EXIT_MISMATCH = 1
 
 
+_FLAG_ALIASES = {"train_data": ["--data"]}
+
+
 def _add_config_flags(parser: argparse.ArgumentParser) -> None:
     hints = typing.get_type_hints(PipelineConfig)
     for field in dataclasses.fields(PipelineConfig):
-        flag = "--" + field.name.replace("_", "-")
+        flags = ["--" + field.name.replace("_", "-"), *_FLAG_ALIASES.get(field.name, [])]
         hint = hints[field.name]
         default = (field.default_factory() if field.default_factory is not dataclasses.MISSING
                    else field.default)
         if hint is bool:
-            parser.add_argument(flag, dest=field.name, default=default,
+            parser.add_argument(*flags, dest=field.name, default=default,
                                 action=argparse.BooleanOptionalAction)
         elif hint == List[str]:
-            parser.add_argument(flag, dest=field.name, default=default, nargs="*",
+            parser.add_argument(*flags, dest=field.name, default=default, nargs="*",
                                 help=f"default: {' '.join(default)}")
         else:
-            parser.add_argument(flag, dest=field.name, type=hint, default=default,
+            parser.add_argument(*flags, dest=field.name, type=hint, default=default,
                                 help=f"default: {default!r}")
 
 

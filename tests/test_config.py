@@ -14,6 +14,7 @@ def test_every_config_field_is_a_run_flag_with_the_same_default():
     config = PipelineConfig(**{k: v for k, v in vars(args).items()
                                if k in PipelineConfig.__dataclass_fields__})
     assert config == PipelineConfig(train_data="x.csv", max_seq_length=64)
+    assert build_parser().parse_args(["run", "--data", "y.tsv"]).train_data == "y.tsv"
 
 
 def test_invalid_settings_are_refused():
