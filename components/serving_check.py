@@ -38,6 +38,12 @@ from tfx.types import artifact_utils, standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
 from tfx.utils import io_utils, path_utils
 
+from serving.contract import CLASSES as CLASSES_OUTPUT
+from serving.contract import PREDICTED_LABEL as LABEL_OUTPUT
+from serving.contract import PROBABILITIES as PROBABILITIES_OUTPUT
+from serving.contract import SERVING_SIGNATURE as SIGNATURE_KEY
+from serving.contract import TEXT_INPUT
+
 TF_SERVING_RELEASE = "2.16.1"
 
 # The custom (non-core) ops that stock TensorFlow Serving 2.16.1 links into tensorflow_model_server.
@@ -109,9 +115,6 @@ ALLOW_LIST_SOURCE = (
     "names are those TF Text 2.12.1 registers; see TF_SERVING_CUSTOM_OPS in "
     "components/serving_check.py")
 
-SIGNATURE_KEY = "serving_default"
-TEXT_INPUT = "text"
-PROBABILITIES_OUTPUT, LABEL_OUTPUT, CLASSES_OUTPUT = "probabilities", "label", "classes"
 FLOAT_DTYPES = ("DT_FLOAT", "DT_HALF", "DT_BFLOAT16", "DT_DOUBLE")
 PROBABILITY_SUM_TOLERANCE = 1e-3
 DEFAULT_EXAMPLE_TEXTS = ("a great film", "terrible service", "")

@@ -12,7 +12,7 @@ import tensorflow_model_analysis as tfma
 
 from pipeline.config import PipelineConfig
 from preprocessing.preprocessing import LABEL, LENGTH_BUCKET, label_values_from_schema
-from trainer.export import EVAL_FEATURES_SIGNATURE, EXAMPLES_SIGNATURE, PROBABILITIES
+from serving.contract import EVAL_FEATURES_SIGNATURE, EXAMPLES_SIGNATURE, PROBABILITIES
 
 ACCURACY = "sparse_categorical_accuracy"
 

@@ -11,7 +11,7 @@ from typing import Dict, List, Sequence
 import tensorflow as tf
 import tensorflow_text  # noqa: F401  (registers the tokenizer ops the graph uses)
 
-SERVING_SIGNATURE = "serving_default"
+from serving.contract import CLASSES, PREDICTED_LABEL, PROBABILITIES, SERVING_SIGNATURE, TEXT_INPUT
 
 
 def resolve_saved_model_dir(path: str) -> str:
@@ -27,18 +27,18 @@ def resolve_saved_model_dir(path: str) -> str:
 
 
 def _serve(model, texts: Sequence[str]) -> Dict[str, tf.Tensor]:
-    return model.signatures[SERVING_SIGNATURE](text=tf.constant(list(texts)))
+    return model.signatures[SERVING_SIGNATURE](**{TEXT_INPUT: tf.constant(list(texts))})
 
 
 def predict(model_dir: str, texts: Sequence[str]) -> List[Dict]:
     model = tf.saved_model.load(resolve_saved_model_dir(model_dir))
     outputs = _serve(model, texts)
-    probabilities = outputs["probabilities"].numpy()
-    classes = outputs["classes"].numpy()
-    labels = outputs["label"].numpy()
+    probabilities = outputs[PROBABILITIES].numpy()
+    classes = outputs[CLASSES].numpy()
+    labels = outputs[PREDICTED_LABEL].numpy()
     return [{"text": text, "label": label.decode(),
-             "probabilities": {name.decode(): round(float(p), 6)
-                               for name, p in zip(row_classes, row)}}
+             PROBABILITIES: {name.decode(): round(float(p), 6)
+                             for name, p in zip(row_classes, row)}}
             for text, label, row_classes, row in zip(texts, labels, classes, probabilities)]
 
 
@@ -48,7 +48,7 @@ def accuracy(model_dir: str, texts: Sequence[str], labels: Sequence[str],
     model = tf.saved_model.load(resolve_saved_model_dir(model_dir))
     correct = 0
     for start in range(0, len(texts), batch_size):
-        predicted = _serve(model, texts[start:start + batch_size])["label"].numpy()
+        predicted = _serve(model, texts[start:start + batch_size])[PREDICTED_LABEL].numpy()
         correct += sum(p.decode() == label
                        for p, label in zip(predicted, labels[start:start + batch_size]))
     return correct / len(texts)

@@ -20,12 +20,9 @@ import tf_keras as keras
 
 from preprocessing.preprocessing import (INPUT_IDS, INPUT_MASK, INPUT_TYPE_IDS, LABEL,
                                          LABEL_VOCABULARY, LENGTH_BUCKET)
+from serving.contract import (CLASSES, EVAL_FEATURES_SIGNATURE, EXAMPLES_SIGNATURE,
+                              PREDICTED_LABEL, PROBABILITIES, SERVING_SIGNATURE, TEXT_INPUT)
 
-SERVING_SIGNATURE = "serving_default"
-EXAMPLES_SIGNATURE = "serving_examples"
-EVAL_FEATURES_SIGNATURE = "eval_features"
-TEXT_INPUT = "text"
-PROBABILITIES, PREDICTED_LABEL, CLASSES = "probabilities", "label", "classes"
 
 
 class ServingModule(tf.Module):
