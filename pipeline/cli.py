@@ -14,7 +14,7 @@ import typing
 import warnings
 from typing import List, Optional
 
-from pipeline.config import PipelineConfig
+from pipeline.config import ConfigError, PipelineConfig
 
 # Errors users cause and can fix: printed as a message, exit status 2, no traceback.
 _EXIT_USER_ERROR = 2
@@ -52,7 +52,8 @@ def _user_errors():
     from components.text_example_gen import InputDataError
     from components.validation_gate import DataValidationError
     from preprocessing.checkpoint import CheckpointError
-    return InputDataError, DataValidationError, CheckpointError, ServingCheckError
+    return (ConfigError, InputDataError, DataValidationError, CheckpointError,
+            ServingCheckError)
 
 
 def find_user_error(error: BaseException) -> Optional[BaseException]:

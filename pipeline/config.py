@@ -15,6 +15,10 @@ STRATEGIES = ("auto", "default", "mirrored", "multi_worker_mirrored", "tpu")
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 
 
+class ConfigError(ValueError):
+    """A setting that cannot work; the message names it."""
+
+
 @dataclasses.dataclass
 class PipelineConfig:
     """Everything a pipeline run needs; defaults suit the packaged demo."""
@@ -72,23 +76,23 @@ class PipelineConfig:
 
     def __post_init__(self):
         if self.data_format not in DATA_FORMATS:
-            raise ValueError(f"data_format must be one of {DATA_FORMATS}, got {self.data_format!r}")
+            raise ConfigError(f"data_format must be one of {DATA_FORMATS}, got {self.data_format!r}")
         if not self.train_data:
-            raise ValueError("train_data is required (a CSV/TSV/TFRecord file, directory or glob)")
+            raise ConfigError("train_data is required (a CSV/TSV/TFRecord file, directory or glob)")
         if self.max_seq_length < 2:
-            raise ValueError(f"max_seq_length must be at least 2 ([CLS] and [SEP]), "
+            raise ConfigError(f"max_seq_length must be at least 2 ([CLS] and [SEP]), "
                              f"got {self.max_seq_length}")
         if self.text_column == self.label_column:
-            raise ValueError(f"text_column and label_column are both {self.text_column!r}")
+            raise ConfigError(f"text_column and label_column are both {self.text_column!r}")
         if self.distribution not in STRATEGIES:
-            raise ValueError(f"distribution must be one of {STRATEGIES}, "
+            raise ConfigError(f"distribution must be one of {STRATEGIES}, "
                              f"got {self.distribution!r}")
         if self.mixed_precision not in PRECISIONS:
-            raise ValueError(f"mixed_precision must be one of {PRECISIONS}, "
+            raise ConfigError(f"mixed_precision must be one of {PRECISIONS}, "
                              f"got {self.mixed_precision!r}")
         for name in ("epochs", "train_batch_size", "eval_batch_size", "checkpoint_every_steps"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
 
     @property
     def pipeline_root(self) -> str:

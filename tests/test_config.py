@@ -44,3 +44,9 @@ def test_one_file_is_hash_split_and_span_patterns_keep_their_base(tmp_path):
     assert input_config.splits[0].pattern == os.path.join("span-{SPAN}", "*.csv")
     assert [(s.name, s.hash_buckets) for s in output_config.split_config.splits] == [
         ("train", 9), ("eval", 1)]
+
+
+def test_command_line_reports_a_bad_setting_without_a_traceback(capsys):
+    from pipeline.cli import main
+    assert main(["run", "--data", "x.csv", "--epochs", "0"]) == 2
+    assert capsys.readouterr().err.strip() == "error: epochs must be at least 1, got 0"
