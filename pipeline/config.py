@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import List, Optional
+from typing import List
 
 DATA_FORMATS = ("auto", "csv", "tsv", "tfrecord")
 STRATEGIES = ("auto", "default", "mirrored", "multi_worker_mirrored", "tpu")

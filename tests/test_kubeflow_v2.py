@@ -14,7 +14,6 @@ serving root yet (test_a_gs_serving_root_is_refused_with_the_reason). The tests 
 the compiled training pipeline replace ServingPusher with TFX's Pusher under the same id
 (`gcs_stand_in_pusher`). The graph they check is that of create_pipeline either way.
 """
-import dataclasses
 import json
 import os
 import pathlib

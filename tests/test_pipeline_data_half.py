@@ -14,7 +14,6 @@ from tfx.orchestration import metadata
 
 from conftest import REPO_ROOT, read_tsv
 from pipeline import local_runner
-from pipeline.cli import find_user_error
 from pipeline.config import PipelineConfig
 from preprocessing import preprocessing
 from preprocessing.checkpoint import packaged_checkpoint_dir
