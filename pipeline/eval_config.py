@@ -14,9 +14,6 @@ from pipeline.config import PipelineConfig
 from preprocessing.preprocessing import LABEL, LENGTH_BUCKET, label_values_from_schema
 from serving.contract import EVAL_FEATURES_SIGNATURE, EXAMPLES_SIGNATURE, PROBABILITIES
 
-ACCURACY = "sparse_categorical_accuracy"
-
-
 def make_eval_config(config: PipelineConfig) -> tfma.EvalConfig:
     accuracy_threshold = tfma.MetricThreshold(
         value_threshold=tfma.GenericValueThreshold(lower_bound={"value": config.min_accuracy}),

@@ -41,8 +41,8 @@ def _parse(feature_spec: Dict[str, tf.io.VarLenFeature]):
 def make_dataset(file_patterns: Sequence[str], feature_spec, batch_size: int,
                  max_seq_length: int, training: bool, seed: int = 0) -> tf.data.Dataset:
     """(features, label) batches; training data is shuffled and repeated indefinitely."""
-    files = tf.io.gfile.glob(list(file_patterns)) if not isinstance(file_patterns, str) \
-        else tf.io.gfile.glob(file_patterns)
+    patterns = [file_patterns] if isinstance(file_patterns, str) else list(file_patterns)
+    files = [path for pattern in patterns for path in tf.io.gfile.glob(pattern)]
     if not files:
         raise ValueError(f"no transformed examples match {file_patterns}")
     dataset = tf.data.TFRecordDataset(files, compression_type="GZIP",
