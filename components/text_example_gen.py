@@ -7,7 +7,11 @@ every row, a text column that is not empty throughout. Problems are collected on
 workers and raised together, after the Beam job, as one `InputDataError` that names file, line
 and column; the examples written so far are deleted, so nothing downstream sees partial data.
 
-Spans (`{SPAN}` in a pattern), input splits and hash splits come from FileBasedExampleGen.
+Spans (`{SPAN}` in a pattern), input splits and hash splits come from FileBasedExampleGen: its
+driver picks the latest span. With `span_window` N > 1 this ExampleGen reads the latest N spans
+(a rolling window) into the one Examples artifact of the run, whose `span` is the latest. The
+input fingerprint, which decides TFX caching, covers the latest span's files: earlier spans are
+taken to be final once a later one exists.
 """
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ import tensorflow as tf
 from google.protobuf import struct_pb2
 from tfx import types
 from tfx.components.example_gen import component as example_gen_component
+from tfx.components.example_gen import utils as example_gen_utils
 from tfx.components.example_gen.base_example_gen_executor import BaseExampleGenExecutor
 from tfx.dsl.components.base import executor_spec
 from tfx.proto import example_gen_pb2
@@ -196,17 +201,41 @@ def read_custom_config(exec_properties: Dict[str, Any]) -> Dict[str, Any]:
     return dict(struct)
 
 
+def _pattern_for_span(pattern: str, span: int) -> str:
+    return example_gen_utils.get_pattern_for_span_version(
+        pattern, is_match_span=True, is_match_date=False, is_match_version=False, span=span,
+        version=None)
+
+
+def _earlier_span_patterns(settings: Dict[str, Any], exec_properties: Dict[str, Any],
+                           split_pattern: str) -> List[str]:
+    """The patterns of the spans before the latest one that the rolling window takes in."""
+    window = int(settings.get("span_window", 1))
+    span = exec_properties.get(example_gen_utils.SPAN_PROPERTY_NAME)
+    if window <= 1 or span is None:
+        return []
+    span = int(span)
+    # The driver has put the latest span into `split_pattern`; find the pattern it came from.
+    for raw_pattern in settings.get("split_patterns", []):
+        if "{SPAN" in raw_pattern and _pattern_for_span(raw_pattern, span) == split_pattern:
+            return [_pattern_for_span(raw_pattern, earlier)
+                    for earlier in range(max(0, span - window + 1), span)]
+    return []
+
+
 @beam.ptransform_fn
 @beam.typehints.with_input_types(beam.Pipeline)
 @beam.typehints.with_output_types(tf.train.Example)
 def _DelimitedFilesToExample(pipeline: beam.Pipeline, exec_properties: Dict[str, Any],
                              split_pattern: str) -> beam.pvalue.PCollection:
     settings = read_custom_config(exec_properties)
-    pattern = os.path.join(exec_properties[standard_component_specs.INPUT_BASE_KEY],
-                           split_pattern)
+    input_base = exec_properties[standard_component_specs.INPUT_BASE_KEY]
+    pattern = os.path.join(input_base, split_pattern)
     files = sorted(tf.io.gfile.glob(pattern))
     if not files:
         raise InputDataError(f"no input file matches {pattern}")
+    for earlier_pattern in _earlier_span_patterns(settings, exec_properties, split_pattern):
+        files += sorted(tf.io.gfile.glob(os.path.join(input_base, earlier_pattern)))
     parsed = (pipeline
               | "Files" >> beam.Create(files)
               | "Parse" >> beam.ParDo(_ParseFileToExamples(
@@ -250,10 +279,13 @@ class TextExampleGen(example_gen_component.FileBasedExampleGen):
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)
 
     def __init__(self, input_base: str, text_column: str, label_column: str,
-                 data_format: str = "auto", **kwargs):
+                 data_format: str = "auto", span_window: int = 1, **kwargs):
+        input_config = kwargs.get("input_config")
         settings = struct_pb2.Struct()
         settings.update({"text_column": text_column, "label_column": label_column,
-                         "data_format": data_format})
+                         "data_format": data_format, "span_window": span_window,
+                         "split_patterns": [split.pattern for split in input_config.splits]
+                                           if input_config else []})
         custom_config = example_gen_pb2.CustomConfig()
         custom_config.custom_config.Pack(settings)
         super().__init__(input_base=input_base, custom_config=custom_config, **kwargs)

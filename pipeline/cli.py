@@ -85,13 +85,13 @@ def command_compile(args: argparse.Namespace) -> int:
     from pipeline import kubeflow_v2_runner
     config = _config_from_args(args)
     try:
-        job = kubeflow_v2_runner.compile_pipeline(config, args.output, args.image)
+        job = kubeflow_v2_runner.compile_pipeline(config, args.output)
     except kubeflow_v2_runner.CloudConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return _EXIT_USER_ERROR
     tasks = job["pipelineSpec"]["root"]["dag"]["tasks"]
     print(f"wrote {args.output} ({args.target}): pipeline {config.pipeline_name!r}, "
-          f"{len(tasks)} tasks, image {args.image}, pipeline root "
+          f"{len(tasks)} tasks, image {config.image}, pipeline root "
           f"{job['runtimeConfig']['gcsOutputDirectory']}")
     return 0
 
@@ -150,10 +150,6 @@ def build_parser() -> argparse.ArgumentParser:
     compile_parser.add_argument("--output", required=True,
                                 help="the PipelineJob JSON to write (a .yaml file gets the "
                                      "bare PipelineSpec)")
-    from pipeline.kubeflow_v2_runner import DEFAULT_IMAGE  # light: tfx is imported later
-    compile_parser.add_argument("--image", default=DEFAULT_IMAGE,
-                                help="the pipeline image every task runs in (`make image`), "
-                                     "as the cluster pulls it; default: %(default)s")
     _add_config_flags(compile_parser)
     compile_parser.set_defaults(handler=command_compile)
 

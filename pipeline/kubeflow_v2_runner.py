@@ -3,7 +3,7 @@
 Like the TFX template's kubeflow_v2_runner.py, this only compiles. TFX's KubeflowV2DagRunner
 turns `create_pipeline(config)` into a PipelineJob JSON (the PipelineSpec is under
 "pipelineSpec"; a .yaml output gets the bare PipelineSpec), which Vertex AI Pipelines or a KFP v2
-backend runs. Every task runs in `image`, the pipeline image the Dockerfile builds.
+backend runs. Every task runs in `config.image`, the pipeline image the Dockerfile builds.
 `bertpipe compile --target kubeflow-v2 --output FILE --image IMAGE <run flags>` calls
 `compile_pipeline`.
 
@@ -40,9 +40,6 @@ from typing import Any, Dict, List, Optional
 
 from pipeline.config import PipelineConfig
 
-# The image `make image` builds. Push it to a registry the cluster can pull from and pass that
-# name (e.g. REGION-docker.pkg.dev/PROJECT/REPOSITORY/bertpipe:TAG).
-DEFAULT_IMAGE = "bertpipe:latest"
 REMOTE_PREFIX = "gs://"
 # Config fields that hold paths. The ones in OPTIONAL_PATH_FIELDS may be empty.
 PATH_FIELDS = ("train_data", "eval_data", "checkpoint", "schema_path", "output_dir",
@@ -88,7 +85,7 @@ def check_cloud_config(config: PipelineConfig) -> None:
             f"{field} ({_flag(field)}) is {value!r}: for kubeflow-v2 every path must be a "
             "gs:// URI. The pipeline's pods cannot read this machine's files, and no local "
             "path may go into the pipeline spec.")
-    for arg in config.beam_args:
+    for arg in config.beam_pipeline_args:
         value = arg.partition("=")[2] if arg.startswith("--") else arg
         if _looks_like_local_path(value):
             raise CloudConfigError(
@@ -155,14 +152,14 @@ def find_local_paths(text: str, prefixes: Optional[List[str]] = None) -> List[st
     return found
 
 
-def compile_pipeline(config: PipelineConfig, output_file: str,
-                     image: str = DEFAULT_IMAGE) -> Dict[str, Any]:
+def compile_pipeline(config: PipelineConfig, output_file: str) -> Dict[str, Any]:
     """Writes the PipelineJob JSON (or PipelineSpec YAML) of `config` to `output_file`.
 
     Returns the PipelineJob as a dict. Raises CloudConfigError for a local path, or if a path
     of this machine ends up in the spec. In that case nothing is written.
     """
     from tfx import v1 as tfx
+    image = config.image
     if not image or any(character.isspace() for character in image):
         raise CloudConfigError(f"image (--image) {image!r} is not a container image name")
     pipeline = build_pipeline(config)

@@ -3,7 +3,8 @@
   PretrainedCheckpoint (Importer) ------------------------------+----------+
   ExampleGen -> StatisticsGen -> SchemaGen | ImportSchemaGen    |          |
              -> ExampleValidator -> ValidationGate -> Transform <+-> Trainer <+
-  LatestBlessedModel (Resolver) -> Evaluator (baseline) <- Trainer -> ServingCheck
+  LatestBlessedModel (Resolver) -> Trainer (warm start), Evaluator (baseline)
+  Trainer -> Evaluator, ServingCheck
   Evaluator (blessing) + ServingCheck (infra blessing) -> ServingPusher
 """
 from __future__ import annotations
@@ -37,7 +38,7 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
         example_gen = TextExampleGen(
             input_base=input_base, input_config=input_config, output_config=output_config,
             text_column=config.text_column, label_column=config.label_column,
-            data_format=config.data_format)
+            data_format=config.data_format, span_window=config.span_window)
 
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
     if config.schema_path:
@@ -62,19 +63,20 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
     if not config.train:
         return _pipeline(config, components)
 
+    # The latest blessed model: the Trainer's warm start and the Evaluator's baseline.
+    baseline_model = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    ).with_id("latest_blessed_model_resolver")
     trainer = Trainer(
         pretrained_checkpoint=checkpoint.outputs["result"],
         run_fn=f"{task.__name__}.run_fn",
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=schema_gen.outputs["schema"],
+        base_model=baseline_model.outputs["model"] if config.warm_start else None,
         custom_config={task.PIPELINE_CONFIG_KEY: dataclasses.asdict(config)})
-
-    baseline_model = tfx.dsl.Resolver(
-        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
-    ).with_id("latest_blessed_model_resolver")
     evaluator = tfx.components.Evaluator(
         examples=example_gen.outputs["examples"], model=trainer.outputs["model"],
         baseline_model=baseline_model.outputs["model"], eval_config=make_eval_config(config))
@@ -85,7 +87,7 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
         infra_blessing=serving_check.outputs["blessing"],
         serving_root=config.serving_model_root, model_name=config.model_name)
 
-    return _pipeline(config, components + [trainer, baseline_model, evaluator, serving_check,
+    return _pipeline(config, components + [baseline_model, trainer, evaluator, serving_check,
                                            pusher])
 
 
@@ -95,5 +97,5 @@ def _pipeline(config: PipelineConfig, components) -> tfx.dsl.Pipeline:
         pipeline_root=config.pipeline_root,
         components=components,
         enable_cache=config.enable_cache,
-        beam_pipeline_args=config.beam_args,
+        beam_pipeline_args=config.beam_pipeline_args,
     )

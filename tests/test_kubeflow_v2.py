@@ -49,7 +49,7 @@ def cloud_config(**overrides):
         "text_column": "sentence", "label_column": "label",
         "checkpoint": CHECKPOINT, "schema_path": SCHEMA,
         "output_dir": "gs://bucket/runs", "serving_root": "gs://bucket/serving",
-        **overrides})
+        "image": IMAGE, **overrides})
 
 
 # --- the fake bucket ------------------------------------------------------------------------
@@ -131,7 +131,7 @@ def compiled(fake_bucket_dir, tmp_path_factory):
     with pytest.MonkeyPatch.context() as monkeypatch:
         patch_fake_bucket(monkeypatch, fake_bucket_dir)
         monkeypatch.setattr(pipeline_module, "ServingPusher", gcs_stand_in_pusher)
-        job = kubeflow_v2_runner.compile_pipeline(cloud_config(), str(output), IMAGE)
+        job = kubeflow_v2_runner.compile_pipeline(cloud_config(), str(output))
         tfx_pipeline = kubeflow_v2_runner.build_pipeline(cloud_config())
     text = output.read_text()
     return types.SimpleNamespace(path=output, text=text, file=json.loads(text), job=job,
@@ -261,7 +261,7 @@ def test_a_local_path_is_refused_naming_the_field(overrides, message, tmp_path):
     from pipeline.kubeflow_v2_runner import compile_pipeline
     output = tmp_path / "pipeline.json"
     with pytest.raises(CloudConfigError, match=message):
-        compile_pipeline(cloud_config(**overrides), str(output), IMAGE)
+        compile_pipeline(cloud_config(**overrides), str(output))
     assert not output.exists()
 
 
@@ -270,11 +270,11 @@ def test_a_missing_schema_and_an_unreadable_bucket_are_named(fake_bucket, tmp_pa
     with pytest.raises(CloudConfigError, match=r"schema_path \(--schema-path\): "
                                                r"gs://bucket/schemas/none.pbtxt does not exist"):
         compile_pipeline(cloud_config(schema_path="gs://bucket/schemas/none.pbtxt"),
-                         str(tmp_path / "p.json"), IMAGE)
+                         str(tmp_path / "p.json"))
     with pytest.raises(CloudConfigError, match=r"checkpoint \(--checkpoint\): cannot read "
                                                r"gs://other/ckpt/config.json.*read access"):
         compile_pipeline(cloud_config(checkpoint="gs://other/ckpt"),
-                         str(tmp_path / "p.json"), IMAGE)
+                         str(tmp_path / "p.json"))
 
 
 def test_find_local_paths_ignores_gs_uris():
@@ -292,7 +292,7 @@ def test_a_gs_serving_root_is_refused_with_the_reason(fake_bucket, tmp_path):
     from pipeline.kubeflow_v2_runner import compile_pipeline
     with pytest.raises(CloudConfigError, match="serving_root 'gs://.*ServingPusher needs a "
                                                "local or mounted filesystem"):
-        compile_pipeline(cloud_config(), str(tmp_path / "pipeline.json"), IMAGE)
+        compile_pipeline(cloud_config(), str(tmp_path / "pipeline.json"))
     assert not (tmp_path / "pipeline.json").exists()
 
 
@@ -429,7 +429,8 @@ def test_dockerfile_copies_every_package_of_setup_py():
 
 
 def test_the_default_image_is_the_one_make_image_builds():
-    from pipeline.kubeflow_v2_runner import DEFAULT_IMAGE
+    from pipeline.config import PipelineConfig
+    DEFAULT_IMAGE = PipelineConfig.image
     assert makefile_variable("IMAGE") == DEFAULT_IMAGE
     # Under `make test` this runs in a sub-make: drop the parent's make variables so the
     # output is just the recipe.

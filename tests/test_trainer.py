@@ -168,3 +168,28 @@ def test_serving_model_holds_no_training_state(default_run):
     names = list(reader.get_variable_to_shape_map())
     assert names
     assert [name for name in names if "optimizer" in name.lower()] == []
+
+
+def test_warm_start_loads_every_weight_of_an_exported_model(default_run, trainer_inputs):
+    from trainer import model
+    fn_args, _ = default_run
+    exported = fn_args["serving_model_dir"]
+    reader = tf.train.load_checkpoint(os.path.join(exported, "variables", "variables"))
+    exported_values = [reader.get_tensor(name) for name in reader.get_variable_to_shape_map()
+                       if name.startswith("classifier/")]
+    fresh = model.build_classifier(trainer_inputs.checkpoint, num_labels=2)
+    assert len(fresh.weights) == len(exported_values)
+
+    def exported_matches(weight):
+        return any(value.shape == weight.shape and np.array_equal(value, weight.numpy())
+                   for value in exported_values)
+
+    head = fresh.get_layer("classifier").kernel
+    assert not exported_matches(head)  # freshly initialised
+    model.warm_start(fresh, exported)
+    assert all(exported_matches(weight) for weight in fresh.weights)
+
+    # Another label count cannot reuse the head: a clear error.
+    with pytest.raises(model.WarmStartError, match="cannot warm-start from"):
+        model.warm_start(model.build_classifier(trainer_inputs.checkpoint, num_labels=3),
+                         exported)

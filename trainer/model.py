@@ -3,7 +3,9 @@
 The encoder is transformers' TFBertModel (tf-keras), loaded from the pipeline's checkpoint
 artifact; the head is dropout + a dense layer on the [CLS] token's final hidden state (not the
 pooler, which sentence-embedding checkpoints such as all-MiniLM-L6-v2 do not train). AdamW with
-linear warm-up and linear decay comes from transformers' `create_optimizer`.
+linear warm-up and linear decay comes from transformers' `create_optimizer`. A classifier can
+start from the weights of an exported model instead (`warm_start`): retraining on new data
+continues from the last blessed model.
 """
 from __future__ import annotations
 
@@ -52,3 +54,26 @@ def compile_classifier(model: keras.Model, learning_rate: float, train_steps: in
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
                   jit_compile=jit_compile)
+
+
+class WarmStartError(ValueError):
+    """An exported model whose weights do not fit the classifier (e.g. another label count)."""
+
+
+def warm_start(model: keras.Model, saved_model_dir: str) -> None:
+    """Loads into `model` the classifier weights of a SavedModel that trainer/export.py wrote.
+
+    The export's root object holds the classifier as `classifier` (the same layers, uncompiled),
+    so its variables checkpoint restores into a checkpoint of the same shape: no second copy of
+    the weights is kept next to the served model. Raises WarmStartError unless every weight of
+    `model` gets a value.
+    """
+    # The same wrapping as the export, so the object graphs match layer for layer.
+    served_shape = keras.Model(model.inputs, model.outputs, name=model.name)
+    # read(), not restore(): restore() would also expect a tf.train.Checkpoint's save counter.
+    checkpoint = tf.train.Checkpoint(classifier=served_shape)
+    try:
+        status = checkpoint.read(os.path.join(saved_model_dir, "variables", "variables"))
+        status.expect_partial().assert_existing_objects_matched()
+    except (AssertionError, ValueError) as error:  # a missing or differently shaped weight
+        raise WarmStartError(f"cannot warm-start from {saved_model_dir}: {error}") from error

@@ -2,6 +2,8 @@
 
 The Trainer component references `trainer.task.run_fn` by module path. Settings come from the
 pipeline's PipelineConfig (passed whole in custom_config) and the checkpoint artifact's URI.
+With `warm_start` and a base model (the latest blessed model, resolved by the pipeline), the
+classifier starts from that model's weights instead of the pretrained checkpoint's.
 Training state is backed up every `checkpoint_every_steps` steps (Keras BackupAndRestore) in a
 directory keyed by the training inputs, so a Trainer killed mid-epoch and run again resumes
 from its last backup instead of step 0. TensorBoard logs go to the run's model_run_dir.
@@ -39,8 +41,20 @@ def _backup_dir(config: PipelineConfig, fn_args: FnArgs) -> str:
     """Same training inputs and settings -> same backup directory across Trainer executions."""
     settings = {name: getattr(config, name) for name in _TRAINING_FIELDS}
     key = json.dumps([sorted(fn_args.train_files), fn_args.transform_output,
-                      fn_args.custom_config[CHECKPOINT_KEY], settings], sort_keys=True)
+                      fn_args.custom_config[CHECKPOINT_KEY], fn_args.base_model, settings],
+                     sort_keys=True)
     return os.path.join(config.backup_root, hashlib.sha256(key.encode()).hexdigest()[:16])
+
+
+def _warm_started(classifier: keras.Model, base_model: str) -> bool:
+    try:
+        model.warm_start(classifier, base_model)
+    except model.WarmStartError as error:
+        # E.g. the label set changed since the base model: its head cannot be reused.
+        logging.warning("%s; training from the pretrained checkpoint instead", error)
+        return False
+    logging.info("Warm start from the weights of %s", base_model)
+    return True
 
 
 def run_fn(fn_args: FnArgs) -> None:
@@ -71,6 +85,10 @@ def run_fn(fn_args: FnArgs) -> None:
 
     with strategy.scope():
         classifier = model.build_classifier(checkpoint, num_labels, config.dropout)
+        if (config.warm_start and fn_args.base_model
+                and not _warm_started(classifier, fn_args.base_model)):
+            # A failed restore may have loaded some of the weights: start over, cleanly.
+            classifier = model.build_classifier(checkpoint, num_labels, config.dropout)
         model.compile_classifier(
             classifier, config.learning_rate, train_steps,
             warmup_steps=int(train_steps * config.warmup_fraction),
