@@ -69,8 +69,12 @@ def find_user_error(error: BaseException) -> Optional[BaseException]:
 
 
 def command_run(args: argparse.Namespace) -> int:
-    from pipeline import local_runner, run_summary
+    from pipeline import local_runner, run_summary, spans
     config = _config_from_args(args)
+    nothing_to_do = spans.already_processed(config)
+    if nothing_to_do:
+        print(nothing_to_do)
+        return 0
     local_runner.run(config)
     print(f"pipeline root: {config.resolved().pipeline_root}")
     for component, seconds in run_summary.component_wall_times(config).items():

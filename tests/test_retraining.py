@@ -1,0 +1,119 @@
+"""Scheduled retraining on spans, end to end with a tiny BERT, as `make retrain` runs it.
+
+Span 1 trains and pushes; the same call again, with no new data, does nothing (no execution, no
+push); span 2 arrives and the run reads the rolling window of spans 1 and 2, warm-starts the
+Trainer from the blessed model of span 1, evaluates against it, and pushes version 2.
+"""
+import csv
+import glob
+import shutil
+
+import pytest
+import tensorflow as tf
+from ml_metadata.metadata_store import metadata_store
+from ml_metadata.proto import metadata_store_pb2
+from tfx.orchestration import metadata
+
+from conftest import REPO_ROOT
+from pipeline import cli
+from pipeline.config import PipelineConfig
+from test_pipeline_end_to_end import versions
+from trainer_harness import make_tiny_checkpoint_with_weights
+
+DEMO = REPO_ROOT / "data" / "demo"
+
+
+def write_span(spans_dir, span, rows, eval_rows, header):
+    directory = spans_dir / f"span-{span}"
+    directory.mkdir(parents=True)
+    for name, part in (("train.csv", rows), ("eval.csv", eval_rows)):
+        with open(directory / name, "w", newline="", encoding="utf-8") as handle:
+            csv.writer(handle).writerows([header, *part])
+
+
+def read_rows(path):
+    with open(path, newline="", encoding="utf-8") as handle:
+        rows = list(csv.reader(handle))
+    return rows[0], rows[1:]
+
+
+def executions_by_component(store):
+    """{component id: [executions]} of the pipeline's ML Metadata."""
+    found = {}
+    for node in store.get_contexts_by_type("node"):
+        found[node.name.split(".", 1)[1]] = store.get_executions_by_context(node.id)
+    return found
+
+
+def artifact_inputs(store, execution, type_name):
+    ids = [event.artifact_id for event in store.get_events_by_execution_ids([execution.id])
+           if event.type == metadata_store_pb2.Event.INPUT]
+    type_id = store.get_artifact_type(type_name).id
+    return [artifact for artifact in store.get_artifacts_by_id(ids) if artifact.type_id == type_id]
+
+
+def artifact_outputs(store, execution):
+    ids = [event.artifact_id for event in store.get_events_by_execution_ids([execution.id])
+           if event.type == metadata_store_pb2.Event.OUTPUT]
+    return store.get_artifacts_by_id(ids)
+
+
+def count_examples(examples_uri):
+    files = glob.glob(f"{examples_uri}/Split-*/*.gz")
+    return sum(1 for _ in tf.data.TFRecordDataset(files, compression_type="GZIP"))
+
+
+@pytest.fixture(scope="module")
+def tiny_bert(tmp_path_factory):
+    return make_tiny_checkpoint_with_weights(tmp_path_factory.mktemp("checkpoint") / "tiny")
+
+
+def test_two_spans_retrain_warm_started_and_a_rerun_without_new_data_does_nothing(
+        tiny_bert, tmp_path, capsys):
+    header, train = read_rows(DEMO / "train.csv")
+    _, evaluation = read_rows(DEMO / "eval.csv")
+    spans_dir = tmp_path / "incoming"
+    write_span(spans_dir, 1, train[:160], evaluation[:50], header)
+
+    # What `make retrain` runs: the span pattern, a rolling window of two spans.
+    argv = ["run", "--train-data", str(spans_dir / "span-{SPAN}" / "train.csv"),
+            "--eval-data", str(spans_dir / "span-{SPAN}" / "eval.csv"),
+            "--span-window", "2", "--schema-path", str(REPO_ROOT / "schemas" / "demo.pbtxt"),
+            "--checkpoint", str(tiny_bert), "--max-seq-length", "32", "--epochs", "1",
+            "--train-batch-size", "16", "--min-accuracy", "0", "--max-accuracy-drop", "1",
+            "--output-dir", str(tmp_path / "runs"), "--pipeline-name", "retrain"]
+    config = PipelineConfig(train_data=str(spans_dir / "span-{SPAN}" / "train.csv"),
+                            pipeline_name="retrain", output_dir=str(tmp_path / "runs"))
+
+    assert cli.main(argv) == 0
+    assert versions(config) == ["1"]
+    store = metadata_store.MetadataStore(
+        metadata.sqlite_metadata_connection_config(config.resolved().metadata_path))
+    first = executions_by_component(store)
+    [first_model] = store.get_artifacts_by_type("Model")
+    [trainer_run] = first["Trainer"]
+    assert artifact_inputs(store, trainer_run, "Model") == []  # nothing to warm-start from
+
+    # The cron job fires again, nothing new arrived: no execution at all, no new version.
+    capsys.readouterr()
+    assert cli.main(argv) == 0
+    assert "span 1 (input fingerprint unchanged) was already processed" in capsys.readouterr().out
+    assert executions_by_component(store) == first
+    assert versions(config) == ["1"]
+
+    write_span(spans_dir, 2, train[160:], evaluation[50:], header)
+    assert cli.main(argv) == 0
+    second = executions_by_component(store)
+    assert len(second["Trainer"]) == 2
+    trainer_run = max(second["Trainer"], key=lambda execution: execution.id)
+    assert [model.id for model in artifact_inputs(store, trainer_run, "Model")] == \
+        [first_model.id]  # warm start from the blessed model of span 1
+    evaluator_run = max(second["Evaluator"], key=lambda execution: execution.id)
+    assert first_model.id in [model.id for model in artifact_inputs(store, evaluator_run,
+                                                                    "Model")]  # baseline
+    example_gen_run = max(second["TextExampleGen"], key=lambda execution: execution.id)
+    [newest_examples] = artifact_outputs(store, example_gen_run)
+    assert newest_examples.custom_properties["span"].int_value == 2
+    assert count_examples(newest_examples.uri) == len(train) + len(evaluation)  # both spans
+    assert versions(config) == ["1", "2"]
+    shutil.rmtree(tmp_path / "runs", ignore_errors=True)
