@@ -116,3 +116,23 @@ def test_demo_data_first_run_infers_schema_and_hash_splits(tmp_path):
     _, train = read_transformed(config, "train")
     _, evaluation = read_transformed(config, "eval")
     assert len(train) + len(evaluation) == 330 and 0.1 < len(evaluation) / 330 < 0.3
+
+
+def test_data_half_on_two_beam_worker_processes_gives_the_same_examples(sst2_run, tmp_path):
+    """Beam's multi_processing mode: ExampleGen, StatisticsGen and Transform run in two worker
+    processes, which must load the tensorflow_text ops of the transform graph themselves."""
+    config = PipelineConfig(
+        train_data=sst2_run.train_data, eval_data=sst2_run.eval_data, text_column="sentence",
+        schema_path=sst2_run.schema_path, max_seq_length=MAX_SEQ_LENGTH,
+        output_dir=str(tmp_path), train=False, beam_workers=2)
+    assert config.beam_pipeline_args[:2] == ["--direct_running_mode=multi_processing",
+                                             "--direct_num_workers=2"]
+    local_runner.run(config)
+
+    def as_multiset(records):
+        return collections.Counter((tuple(r["input_ids"]), int(r["label"])) for r in records)
+
+    for split in ("train", "eval"):
+        _, in_memory = read_transformed(sst2_run, split)
+        _, two_workers = read_transformed(config.resolved(), split)
+        assert as_multiset(two_workers) == as_multiset(in_memory)
