@@ -51,9 +51,14 @@ def _user_errors():
     from components.serving_check import ServingCheckError
     from components.text_example_gen import InputDataError
     from components.validation_gate import DataValidationError
+    from pipeline.cloud_jobs import CloudJobError
+    from pipeline.kubeflow_v2_runner import CloudConfigError
     from preprocessing.checkpoint import CheckpointError
-    return (ConfigError, InputDataError, DataValidationError, CheckpointError,
-            ServingCheckError)
+    from serving.client import ServingClientError
+    from serving.errors import ServeError
+    return (ConfigError, CloudConfigError, CloudJobError, InputDataError, DataValidationError,
+            CheckpointError,
+            ServingCheckError, ServingClientError, ServeError)
 
 
 def find_user_error(error: BaseException) -> Optional[BaseException]:
@@ -100,6 +105,62 @@ def command_compile(args: argparse.Namespace) -> int:
     return 0
 
 
+def _job_spec(args: argparse.Namespace) -> str:
+    """The PipelineJob JSON to send: --pipeline-spec, or the run flags compiled now."""
+    if args.pipeline_spec:
+        return args.pipeline_spec
+    import tempfile
+    from pipeline import kubeflow_v2_runner
+    config = _config_from_args(args)
+    path = os.path.join(tempfile.mkdtemp(prefix="bertpipe-"), f"{config.pipeline_name}.json")
+    kubeflow_v2_runner.compile_pipeline(config, path)
+    return path
+
+
+def _print_request(request, dry_run: bool) -> None:
+    import json
+    print(json.dumps(request, indent=2, sort_keys=True))
+    print("dry run: the request above was checked and not sent" if dry_run else
+          "sent", file=sys.stderr)
+
+
+def command_submit(args: argparse.Namespace) -> int:
+    from pipeline import cloud_jobs
+    request = cloud_jobs.submit_vertex(
+        _job_spec(args), args.gcp_project, args.gcp_region, enable_caching=args.enable_cache,
+        service_account=args.service_account, job_id=args.job_id, dry_run=args.dry_run)
+    _print_request(request, args.dry_run)
+    return 0
+
+
+def command_schedule(args: argparse.Namespace) -> int:
+    from pipeline import cloud_jobs
+    common = dict(display_name=args.schedule_name, enable_caching=args.enable_cache,
+                  service_account=args.service_account,
+                  max_concurrent_runs=args.max_concurrent_runs, dry_run=args.dry_run)
+    if args.target == "vertex":
+        request = cloud_jobs.schedule_vertex(_job_spec(args), args.gcp_project,
+                                             args.gcp_region, args.cron, **common)
+    else:
+        request = cloud_jobs.schedule_kubeflow(_job_spec(args), args.kfp_host,
+                                               args.kfp_experiment_id, args.cron, **common)
+    _print_request(request, args.dry_run)
+    return 0
+
+
+def _add_job_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--pipeline-spec", default="",
+                        help="a PipelineJob JSON from `bertpipe compile`; without it the run "
+                             "flags below are compiled first (every path a gs:// URI)")
+    parser.add_argument("--service-account", default="",
+                        help="the service account the runs execute as (default: the "
+                             "project's Compute Engine default service account)")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="check the arguments and print the request without sending it "
+                             "(no network access, no credentials needed)")
+    _add_config_flags(parser)
+
+
 def command_info(args: argparse.Namespace) -> int:
     from preprocessing.checkpoint import PACKAGED_CHECKPOINT_NAME, packaged_checkpoint_dir
     import tensorflow as tf
@@ -126,8 +187,21 @@ def command_check_tokenizer(args: argparse.Namespace) -> int:
 
 def command_predict(args: argparse.Namespace) -> int:
     import json
-    from serving.predict import predict
-    print(json.dumps(predict(args.model, args.texts), indent=2, ensure_ascii=False))
+    if args.url:
+        from serving.client import connect
+        client = connect(args.url, args.model_name, args.model_version, args.grpc)
+        results = client.predict(args.texts)
+        client.close()
+    else:
+        from serving.predict import predict
+        results = predict(args.model, args.texts)
+    print(json.dumps(results, indent=2, ensure_ascii=False))
+    return 0
+
+
+def command_serve(args: argparse.Namespace) -> int:
+    from serving import local_server, server_options
+    local_server.run(server_options.options_from_args(args))
     return 0
 
 
@@ -157,6 +231,29 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_flags(compile_parser)
     compile_parser.set_defaults(handler=command_compile)
 
+    submit = commands.add_parser(
+        "submit", help="start one run on Vertex AI Pipelines (--gcp-project, --gcp-region)")
+    submit.add_argument("--target", required=True, choices=["vertex"])
+    submit.add_argument("--job-id", default="", help="the run's id (default: generated)")
+    _add_job_flags(submit)
+    submit.set_defaults(handler=command_submit)
+
+    schedule = commands.add_parser(
+        "schedule", help="run the pipeline on a cron schedule: a Vertex AI schedule or a "
+                         "Kubeflow Pipelines recurring run")
+    schedule.add_argument("--target", required=True, choices=["vertex", "kubeflow"])
+    schedule.add_argument("--cron", required=True,
+                          help="five cron fields, e.g. '0 3 * * 1' (Mondays 03:00); Vertex "
+                               "also takes a 'TZ=Europe/Berlin ' prefix")
+    schedule.add_argument("--schedule-name", default="",
+                          help="default: <pipeline name>-schedule")
+    schedule.add_argument("--max-concurrent-runs", type=int, default=1)
+    schedule.add_argument("--kfp-host", default="",
+                          help="kubeflow: the KFP API endpoint, e.g. https://HOST/pipeline")
+    schedule.add_argument("--kfp-experiment-id", default="", help="kubeflow: the experiment")
+    _add_job_flags(schedule)
+    schedule.set_defaults(handler=command_schedule)
+
     info = commands.add_parser("info", help="show the packaged checkpoint directory and versions")
     info.set_defaults(handler=command_info)
 
@@ -175,11 +272,26 @@ def build_parser() -> argparse.ArgumentParser:
                        help="a Transform output of a pipeline run (default: build the graph "
                             "from preprocessing_fn with TF Transform)")
     check.set_defaults(handler=command_check_tokenizer)
-    predict = commands.add_parser("predict", help="label raw texts with an exported model")
-    predict.add_argument("--model", required=True,
-                         help="a SavedModel, or <serving_root>/<model_name> (latest version)")
+    predict = commands.add_parser("predict", help="label raw texts with an exported model, "
+                                                  "here or on a running model server")
+    where = predict.add_mutually_exclusive_group(required=True)
+    where.add_argument("--model",
+                       help="a SavedModel, or <serving_root>/<model_name> (latest version)")
+    where.add_argument("--url", help="a running TF Serving or `bertpipe serve`: "
+                                     "http://HOST:PORT (REST), grpc://HOST:PORT (gRPC)")
+    predict.add_argument("--grpc", action="store_true", help="--url HOST:PORT is gRPC")
+    predict.add_argument("--model-name", default=PipelineConfig.model_name,
+                         help="with --url: the served model (default: %(default)s)")
+    predict.add_argument("--model-version", type=int, default=None,
+                         help="with --url: a specific version (default: the latest)")
     predict.add_argument("texts", nargs="+", help="texts to classify")
     predict.set_defaults(handler=command_predict)
+
+    from serving import server_options  # light: no TensorFlow until the server starts
+    serve = commands.add_parser("serve", help="serve a pushed model with TF Serving's REST "
+                                              "and gRPC APIs (no docker needed)")
+    server_options.add_serve_flags(serve)
+    serve.set_defaults(handler=command_serve)
 
     evaluate = commands.add_parser("evaluate", help="accuracy of an exported model on a "
                                                     "labeled CSV/TSV file")
@@ -189,6 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--text-column", default=PipelineConfig.text_column)
     evaluate.add_argument("--label-column", default=PipelineConfig.label_column)
     evaluate.set_defaults(handler=command_evaluate)
+
     return parser
 
 

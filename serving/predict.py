@@ -12,6 +12,7 @@ import tensorflow as tf
 import tensorflow_text  # noqa: F401  (registers the tokenizer ops the graph uses)
 
 from serving.contract import CLASSES, PREDICTED_LABEL, PROBABILITIES, SERVING_SIGNATURE, TEXT_INPUT
+from serving.results import label_results
 
 
 def resolve_saved_model_dir(path: str) -> str:
@@ -33,13 +34,8 @@ def _serve(model, texts: Sequence[str]) -> Dict[str, tf.Tensor]:
 def predict(model_dir: str, texts: Sequence[str]) -> List[Dict]:
     model = tf.saved_model.load(resolve_saved_model_dir(model_dir))
     outputs = _serve(model, texts)
-    probabilities = outputs[PROBABILITIES].numpy()
-    classes = outputs[CLASSES].numpy()
-    labels = outputs[PREDICTED_LABEL].numpy()
-    return [{"text": text, "label": label.decode(),
-             PROBABILITIES: {name.decode(): round(float(p), 6)
-                             for name, p in zip(row_classes, row)}}
-            for text, label, row_classes, row in zip(texts, labels, classes, probabilities)]
+    return label_results(texts, outputs[PREDICTED_LABEL].numpy(), outputs[CLASSES].numpy(),
+                         outputs[PROBABILITIES].numpy())
 
 
 def accuracy(model_dir: str, texts: Sequence[str], labels: Sequence[str],

@@ -1,0 +1,149 @@
+"""Request batching (serving/batcher.py): concurrent tasks share model calls, bounded and in order.
+
+`run_batch` here is a plain function of the texts (their lengths and the texts themselves), so
+each caller's rows can be checked against its own texts; it records the size of every call.
+"""
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from serving.batcher import BatchingOptions, BatchScheduler, QueueFullError
+
+
+class RecordingModel:
+    """Outputs one row per text; remembers the texts of each call; can be held on a gate."""
+
+    def __init__(self, seconds_per_call=0.0):
+        self.calls, self.seconds_per_call = [], seconds_per_call
+        self.gate = threading.Event()
+        self.gate.set()
+        self.entered = threading.Event()
+        self._lock = threading.Lock()
+
+    def __call__(self, texts):
+        self.entered.set()
+        self.gate.wait()
+        with self._lock:
+            self.calls.append(list(texts))
+        time.sleep(self.seconds_per_call)
+        return {"length": np.array([len(text) for text in texts]),
+                "echo": np.array(texts, dtype=object)}
+
+
+def options(**overrides):
+    settings = dict(max_batch_size=8, batch_timeout_micros=50_000, max_enqueued_batches=10,
+                    num_batch_threads=1)
+    settings.update(overrides)
+    return BatchingOptions(**settings)
+
+
+def test_concurrent_requests_are_coalesced_into_bounded_batches():
+    model = RecordingModel(seconds_per_call=0.02)
+    scheduler = BatchScheduler(model, options())
+    texts = [f"text {index}".encode() * (index + 1) for index in range(20)]
+    results = [None] * len(texts)
+
+    def call(index):
+        results[index] = scheduler.submit([texts[index]]).result(timeout=30)
+
+    threads = [threading.Thread(target=call, args=(index,)) for index in range(len(texts))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    scheduler.close()
+
+    sizes = [len(call) for call in model.calls]
+    assert sum(sizes) == 20 and max(sizes) <= 8
+    assert len(sizes) < 20  # at least one model call served several requests
+    assert sum(scheduler.batch_size_counts.values()) == len(sizes)
+    for text, result in zip(texts, results):  # every caller got its own row
+        assert result["echo"].tolist() == [text]
+        assert result["length"].tolist() == [len(text)]
+
+
+def test_a_request_larger_than_max_batch_size_is_split_and_answered_in_order():
+    model = RecordingModel()
+    scheduler = BatchScheduler(model, options(batch_timeout_micros=0))
+    texts = [str(index).encode() for index in range(21)]
+    result = scheduler.submit(texts).result(timeout=30)
+    scheduler.close()
+    assert [len(call) for call in model.calls] == [8, 8, 5]
+    assert result["echo"].tolist() == texts
+
+
+def test_full_queue_rejects_at_once_instead_of_waiting():
+    model = RecordingModel()
+    model.gate.clear()  # the batch thread blocks inside its first call
+    scheduler = BatchScheduler(model, options(max_batch_size=2, max_enqueued_batches=2,
+                                              batch_timeout_micros=0))
+    first = scheduler.submit([b"a", b"b"])
+    assert model.entered.wait(10)
+    queued = scheduler.submit([b"c", b"d", b"e", b"f"])  # 4 rows = the 2 x 2 capacity
+    with pytest.raises(QueueFullError, match="queue is full: 4 texts are waiting"):
+        scheduler.submit([b"g"])
+    model.gate.set()
+    assert first.result(timeout=30)["echo"].tolist() == [b"a", b"b"]
+    assert queued.result(timeout=30)["echo"].tolist() == [b"c", b"d", b"e", b"f"]
+    assert scheduler.submit([b"g"]).result(timeout=30)["echo"].tolist() == [b"g"]
+    scheduler.close()
+
+
+def test_allowed_batch_sizes_pad_the_call_and_drop_the_padding_rows():
+    model = RecordingModel()
+    scheduler = BatchScheduler(model, options(allowed_batch_sizes=(4, 8),
+                                              batch_timeout_micros=0))
+    result = scheduler.submit([b"x", b"yy", b"zzz"]).result(timeout=30)
+    scheduler.close()
+    assert model.calls == [[b"x", b"yy", b"zzz", b""]]
+    assert result["length"].tolist() == [1, 2, 3]
+
+
+def test_model_errors_reach_every_caller_of_the_batch():
+    def broken(texts):
+        raise RuntimeError(f"model failed on {len(texts)} texts")
+
+    scheduler = BatchScheduler(broken, options(batch_timeout_micros=100_000))
+    futures = [scheduler.submit([b"a"]), scheduler.submit([b"b"])]
+    for future in futures:
+        with pytest.raises(RuntimeError, match="model failed on 2 texts"):
+            future.result(timeout=30)
+    scheduler.close()
+
+
+def test_close_finishes_queued_requests_then_refuses_new_ones():
+    model = RecordingModel()
+    model.gate.clear()
+    scheduler = BatchScheduler(model, options(batch_timeout_micros=0))
+    running = scheduler.submit([b"a"])
+    assert model.entered.wait(10)
+    queued = scheduler.submit([b"b"])
+    closer = threading.Thread(target=scheduler.close)
+    closer.start()
+    model.gate.set()
+    closer.join(timeout=30)
+    assert not closer.is_alive()
+    assert running.result(timeout=1)["echo"].tolist() == [b"a"]
+    assert queued.result(timeout=1)["echo"].tolist() == [b"b"]
+    with pytest.raises(Exception, match="unloaded"):
+        scheduler.submit([b"c"])
+
+
+def test_batching_parameters_file_is_read_with_tf_servings_message(tmp_path):
+    path = tmp_path / "batching_parameters.txt"
+    path.write_text("max_batch_size { value: 16 }\nbatch_timeout_micros { value: 300 }\n"
+                    "allowed_batch_sizes: 8\nallowed_batch_sizes: 16\n")
+    parsed = BatchingOptions.from_file(str(path))
+    assert (parsed.max_batch_size, parsed.batch_timeout_micros, parsed.allowed_batch_sizes) == (
+        16, 300, (8, 16))
+    assert parsed.max_enqueued_batches == 10  # basic_batch_scheduler.h's default
+
+    path.write_text("max_batch_size { value: 16 }\nallowed_batch_sizes: 8\n")
+    with pytest.raises(ValueError, match=r"batching_parameters.txt: allowed_batch_sizes \[8\] "
+                                         "must increase and end with max_batch_size 16"):
+        BatchingOptions.from_file(str(path))
+    path.write_text("max_batch_size: 16\n")  # a wrapper message, not a plain number
+    with pytest.raises(ValueError, match="is not a tensorflow.serving.BatchingParameters"):
+        BatchingOptions.from_file(str(path))

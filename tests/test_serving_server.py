@@ -1,0 +1,403 @@
+"""The local server (`bertpipe serve`) against the client suite, on loopback, in a real process.
+
+One server process for the module, started through the command line on free ports, serving a
+model root written by the real pusher. The model is a real SavedModel with the serving contract
+(test_serving_check's toy classifier: tensorflow_text tokenization, 'great'/'film' positive,
+'terrible'/'service' negative), so every answer is known. The same client tests run over REST and
+gRPC; REST also gets TF Serving's request formats, error bodies and limits; then concurrency,
+a version that cannot load, and a version pushed while the server runs.
+
+Tests that push versions only ever add a version and then look at the newest one, so the
+module's tests pass in any order.
+"""
+import base64
+import concurrent.futures
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+
+import pytest
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
+from components import pusher
+from conftest import REPO_ROOT
+from pipeline import cli
+from serving import server_options, server_process
+from serving.client import GrpcClient, RestClient, ServingClientError, connect
+from serving.metrics import BATCH_SIZE_METRIC, prometheus_path
+from test_serving_check import save_model_artifact
+from trainer_harness import subprocess_env
+
+MODEL_NAME = "classifier"
+MAX_TEXTS, MAX_TEXT_BYTES = 64, 1000
+EXPECTED = {"a great film": "positive", "terrible service": "negative", "films": "positive"}
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    root = tmp_path_factory.mktemp("serving_models")
+    return {"good": os.path.join(save_model_artifact(root / "good"), "Format-Serving"),
+            "no_text_input": os.path.join(
+                save_model_artifact(root / "bad", input_name="sentence"), "Format-Serving")}
+
+
+class Server:
+    """The server process, and what the tests ask of it over REST."""
+
+    def __init__(self, launched: server_process.ServerProcess, model_root):
+        self.launched, self.process, self.model_root = launched, launched.process, model_root
+        self.rest_url, self.grpc_target = launched.rest_url, launched.grpc_target
+
+    def statuses(self):
+        return {int(entry["version"]): entry for entry in requests.get(
+            f"{self.rest_url}/v1/models/{MODEL_NAME}", timeout=30).json()["model_version_status"]}
+
+    def serving_version(self):
+        """The newest AVAILABLE version: the one requests without a version get."""
+        return max(version for version, entry in self.statuses().items()
+                   if entry["state"] == "AVAILABLE")
+
+    def wait_for_status(self, version, state, timeout=90):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            statuses = self.statuses()
+            if statuses.get(version, {}).get("state") == state:
+                return statuses[version]
+            assert self.process.poll() is None, self.launched.log_tail()
+            time.sleep(0.2)
+        raise AssertionError(f"version {version} not {state} after {timeout}s: {statuses}\n"
+                             f"{self.launched.log_tail()}")
+
+
+@pytest.fixture(scope="module")
+def server(models, tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("server")
+    serving_root = tmp_path / "serving"
+    pusher.push_model(models["good"], str(serving_root), MODEL_NAME)
+    # Batches of at most 8 texts, and a first request waits up to 50 ms for others: requests
+    # sent together share model calls, and a request of more than 8 texts is split.
+    batching = tmp_path / "batching_parameters.txt"
+    batching.write_text("max_batch_size { value: 8 }\nbatch_timeout_micros { value: 50000 }\n"
+                        "num_batch_threads { value: 1 }\nmax_enqueued_batches { value: 100 }\n")
+    launched = server_process.start(
+        serving_root / MODEL_NAME, tmp_path / "server.log", env=subprocess_env(), flags=[
+            "--file-system-poll-wait-seconds", "0.2", "--max-request-texts", str(MAX_TEXTS),
+            "--max-text-bytes", str(MAX_TEXT_BYTES), "--batching-parameters-file",
+            str(batching)])
+    assert launched.model_name == MODEL_NAME
+    yield Server(launched, serving_root / MODEL_NAME)
+    output = launched.stop()
+    assert launched.process.returncode == 0, launched.log_tail()
+    assert "server stopped" in output  # SIGTERM: a clean shutdown
+
+
+@pytest.fixture(params=["rest", "grpc"])
+def client(request, server):
+    made = (connect(server.rest_url, MODEL_NAME) if request.param == "rest"
+            else connect(f"grpc://{server.grpc_target}", MODEL_NAME))
+    yield made
+    made.close()
+
+
+def check_known_labels(results, texts):
+    assert [result["text"] for result in results] == texts
+    for result in results:
+        assert result["label"] == EXPECTED[result["text"]]
+        probabilities = result["probabilities"]
+        assert set(probabilities) == {"negative", "positive"}
+        assert sum(probabilities.values()) == pytest.approx(1, abs=1e-5)
+        assert max(probabilities, key=probabilities.get) == result["label"]
+
+
+# ----------------------------------------------------------------------- the client suite
+
+
+def test_predict_raw_text_gives_labels_and_probabilities(client):
+    texts = list(EXPECTED)
+    check_known_labels(client.predict(texts), texts)
+
+
+def test_status_lists_the_served_version_as_available(client, server):
+    statuses = client.status()["model_version_status"]
+    assert [entry["state"] for entry in statuses
+            if int(entry["version"]) == server.serving_version()] == ["AVAILABLE"]
+    assert all({"version", "state"} <= set(entry) for entry in statuses)
+
+
+def test_metadata_describes_the_raw_text_signature(client, server):
+    metadata = client.metadata()
+    spec = metadata["model_spec"]
+    assert spec["name"] == MODEL_NAME and int(spec["version"]) == server.serving_version()
+    signature_defs = (metadata["metadata"]["signature_def"]["signature_def"]
+                      if isinstance(client, RestClient) else metadata["signature_def"])
+    signature = signature_defs["serving_default"]
+    assert signature["method_name"] == "tensorflow/serving/predict"
+    assert signature["inputs"]["text"]["dtype"] == "DT_STRING"
+    assert [dim["size"] for dim in signature["inputs"]["text"]["tensor_shape"]["dim"]] == ["-1"]
+    assert set(signature["outputs"]) == {"probabilities", "label", "classes"}
+
+
+@pytest.mark.parametrize("name, version, message", [
+    ("no_such_model", None, r"Servable not found for request: Latest\(no_such_model\)"),
+    (MODEL_NAME, 999, r"Servable not found for request: Specific\(classifier, 999\)"),
+])
+def test_unknown_model_or_version_is_not_found(client, name, version, message):
+    client.model_name, client.version = name, version
+    with pytest.raises(ServingClientError, match=message) as raised:
+        client.predict(["a great film"])
+    assert "404" in str(raised.value) or "NOT_FOUND" in str(raised.value)
+
+
+def test_pinned_version_answers(server):
+    version = server.serving_version()
+    for made in (RestClient(server.rest_url, MODEL_NAME, version=version),
+                 GrpcClient(server.grpc_target, MODEL_NAME, version=version)):
+        check_known_labels(made.predict(["films"]), ["films"])
+        made.close()
+
+
+def test_grpc_predict_response_names_the_version_that_answered(server):
+    client = GrpcClient(server.grpc_target, MODEL_NAME)
+    from tensorflow_serving.apis import predict_pb2
+    import tensorflow as tf
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = MODEL_NAME
+    request.inputs["text"].CopyFrom(tf.make_tensor_proto([b"a great film"]))
+    response = client._predictions.Predict(request, timeout=30)
+    assert response.model_spec.version.value == server.serving_version()
+    assert response.model_spec.signature_name == "serving_default"
+    client.close()
+
+
+# ----------------------------------------------------------------------- TF Serving's REST JSON
+
+
+def post(server, body, path=f"/v1/models/{MODEL_NAME}:predict"):
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return requests.post(server.rest_url + path, data=data, timeout=30)
+
+
+def test_row_and_columnar_formats_answer_alike(server):
+    texts = ["a great film", "terrible service"]
+    rows = post(server, {"instances": texts}).json()["predictions"]
+    named_rows = post(server, {"instances": [{"text": text} for text in texts]}).json()
+    columns = post(server, {"inputs": {"text": texts}}).json()["outputs"]
+    bare_columns = post(server, {"inputs": texts, "signature_name": "serving_default"}).json()
+    b64 = post(server, {"instances": [{"b64": base64.b64encode(t.encode()).decode()}
+                                      for t in texts]}).json()
+    assert named_rows["predictions"] == rows == b64["predictions"]
+    assert bare_columns["outputs"] == columns
+    assert [row["label"] for row in rows] == columns["label"] == ["positive", "negative"]
+    assert [row["classes"] for row in rows] == columns["classes"]
+    assert [row["probabilities"] for row in rows] == columns["probabilities"]
+    # Floats as TF Serving writes float32: the shortest text that reads back the same.
+    assert all(len(repr(p)) <= 12 for row in rows for p in row["probabilities"])
+
+
+@pytest.mark.parametrize("body, message", [
+    (b"", "JSON Parse error: The document is empty"),
+    (b'{"instances": ["a",', "JSON Parse error: Expecting value at offset: 19"),
+    (b"\xff\xfe{}", "JSON Parse error"),
+    ([1, 2], "Is not object"),
+    ({"text": ["a"]}, "Missing 'inputs' or 'instances' key"),
+    ({"instances": ["a"], "inputs": ["a"]}, "expecting only one of 'inputs' or 'instances'"),
+    ({"instances": "a great film"}, "Expecting 'instances' to be an list/array"),
+    ({"instances": []}, "No values in 'instances' array"),
+    ({"instances": [5]}, "element: 0 of 'instances' list. Error: JSON Value: 5 Type: Number "
+                         "is not of expected type: string"),
+    ({"instances": ["a", None]}, "element: 1 .* Type: Null is not of expected type: string"),
+    ({"instances": [["a", "b"]]}, "Type: Array is not of expected type: string"),
+    ({"instances": [{"sentence": "a"}]}, "keys must be equal to: text"),
+    ({"instances": [{"text": "a"}, "b"]}, "Expecting object but got String at item 1"),
+    ({"instances": [{"b64": "not base64!"}]}, "not formatted correctly for base64 data"),
+    ({"inputs": {"sentence": ["a"]}}, "Missing named input: text in 'inputs' object"),
+    ({"inputs": {"text": ["a"], "extra": [1]}}, r"Unknown named inputs \['extra'\]"),
+    ({"inputs": "a great film"}, "'inputs' must be a list of strings"),
+    ({"inputs": {"text": [1.5]}}, "Type: Number is not of expected type: string"),
+    ({"instances": ["a"], "signature_name": 7}, "'signature_name' key must be a string value"),
+    ({"instances": ["a"], "signature_name": "nope"},
+     'Serving signature name: "nope" not found in signature def'),
+    ({"instances": ["a"] * (MAX_TEXTS + 1)}, f"{MAX_TEXTS + 1} texts in one request; this server "
+                                             f"takes at most {MAX_TEXTS}"),
+    ({"instances": ["ok", "é" * MAX_TEXT_BYTES]}, f"text 1 is {2 * MAX_TEXT_BYTES} bytes "
+                                                  f"\\(UTF-8\\); this server takes at most "
+                                                  f"{MAX_TEXT_BYTES}"),
+])
+def test_bad_predict_requests_get_400_with_a_message(server, body, message):
+    response = post(server, body)
+    assert response.status_code == 400, response.text
+    assert response.headers["Content-Type"] == "application/json"
+    assert re.search(message, response.json()["error"]), response.json()
+
+
+@pytest.mark.parametrize("method, path, status, message", [
+    ("POST", "/v1/models/classifier/labels/stable:predict", 400,
+     "Unrecognized servable version label: stable"),
+    ("POST", "/v1/models/classifier:classify", 400, "serves predict only"),
+    ("GET", "/v1/models/classifier/versions/999", 404, "Could not find version 999 of model "
+                                                       "classifier"),
+    ("GET", "/v1/models/nothing", 404, "Could not find any versions of model nothing"),
+    ("GET", "/v1/models/nothing/metadata", 404, r"Servable not found for request: "
+                                                r"Latest\(nothing\)"),
+    ("GET", "/v1/models", 400, "Missing model name in request"),
+    ("GET", "/v1/models/classifier:predict", 400, "Malformed request: GET"),
+    ("GET", "/healthz", 404, "the API is under /v1/models/<name>"),
+])
+def test_paths_answer_like_tf_serving(server, method, path, status, message):
+    response = requests.request(method, server.rest_url + path, json={"instances": ["a"]},
+                                timeout=30)
+    assert response.status_code == status, response.text
+    assert re.search(message, response.json()["error"])
+
+
+def test_status_json_is_tf_servings_shape(server):
+    response = requests.get(f"{server.rest_url}/v1/MODELS/{MODEL_NAME}", timeout=30)  # any case
+    version = server.serving_version()
+    [entry] = [entry for entry in response.json()["model_version_status"]
+               if int(entry["version"]) == version]
+    assert entry == {"version": str(version), "state": "AVAILABLE",
+                     "status": {"error_code": "OK", "error_message": ""}}
+
+
+def test_a_body_beyond_every_limit_is_refused(server):
+    oversized = b'{"instances": ["' + b"a" * (MAX_TEXTS * MAX_TEXT_BYTES * 8) + b'"]}'
+    try:
+        response = post(server, oversized)
+    except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError):
+        response = None  # tornado answers 400 and closes mid-upload: a refusal as well
+    assert response is None or response.status_code == 400
+    assert post(server, {"instances": ["films"]}).status_code == 200  # and it keeps serving
+
+
+# ----------------------------------------------------------------------- concurrency and versions
+
+
+def test_concurrent_requests_each_get_their_own_answers(server):
+    texts = [list(EXPECTED)[index % 3] for index in range(48)]
+    clients = [RestClient(server.rest_url, MODEL_NAME) for _ in range(8)]
+
+    def one(index):
+        made = clients[index % len(clients)]
+        if index % 2:  # mixed single and multi-text requests share batches
+            return made.predict([texts[index]])
+        return made.predict([texts[index], "films"])
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(one, range(len(texts))))
+    for index, answer in enumerate(answers):
+        expected_texts = [texts[index]] if index % 2 else [texts[index], "films"]
+        check_known_labels(answer, expected_texts)
+    for made in clients:
+        made.close()
+
+
+def metrics(server):
+    """{(name, labels as a sorted tuple): value} from the Prometheus endpoint."""
+    path = prometheus_path(server_options.DEFAULT_MONITORING_CONFIG_FILE)  # serve's default
+    response = requests.get(f"{server.rest_url}{path}", timeout=30)
+    assert response.status_code == 200
+    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(response.text)
+            for sample in family.samples}
+
+
+def test_concurrent_requests_share_model_calls_and_metrics_count_them(server):
+    batches = (f"{BATCH_SIZE_METRIC}_count", ())
+    bad_requests = ("bertpipe_serving_requests_total",
+                    (("api", "rest"), ("code", "400"), ("endpoint", "predict")))
+    before = metrics(server)
+    assert post(server, {"instances": [7]}).status_code == 400
+    with concurrent.futures.ThreadPoolExecutor(max_workers=16) as pool:
+        answers = list(pool.map(lambda _: post(server, {"instances": ["films"]}), range(16)))
+    assert [answer.status_code for answer in answers] == [200] * 16
+    large = post(server, {"instances": ["films"] * 20})  # more than max_batch_size 8: split
+    assert len(large.json()["predictions"]) == 20
+    after = metrics(server)
+    # 16 requests of one text in fewer model calls; the 20-text request in 3 calls of <= 8.
+    assert after[batches] - before[batches] < 16 + 3
+    assert after[bad_requests] - before.get(bad_requests, 0) == 1
+
+
+def test_a_version_that_cannot_load_is_reported_and_the_old_one_keeps_serving(server, models):
+    serving = server.serving_version()
+    bad, _ = pusher.push_model(models["no_text_input"], os.path.dirname(server.model_root),
+                               MODEL_NAME)
+    status = server.wait_for_status(bad, "END")
+    assert status["status"]["error_code"] == "UNKNOWN"
+    assert "must take one input 'text'" in status["status"]["error_message"]
+    assert server.wait_for_status(serving, "AVAILABLE")
+    check_known_labels(RestClient(server.rest_url, MODEL_NAME).predict(["films"]), ["films"])
+
+
+def test_a_newly_pushed_version_is_served_without_restart(server, models):
+    old = server.serving_version()
+    new, _ = pusher.push_model(models["good"], os.path.dirname(server.model_root), MODEL_NAME)
+    server.wait_for_status(new, "AVAILABLE")
+    server.wait_for_status(old, "END")  # one version served (TF Serving's default policy)
+    check_known_labels(GrpcClient(server.grpc_target, MODEL_NAME, version=new).predict(
+        ["a great film"]), ["a great film"])
+    response = post(server, {"instances": ["a"]}, f"/v1/models/{MODEL_NAME}/versions/{old}"
+                                                  ":predict")
+    assert response.status_code == 404
+    assert server.process.poll() is None  # the same process throughout
+
+
+# ----------------------------------------------------------------------- the command line
+
+
+def run_cli(*arguments):
+    return subprocess.run([sys.executable, "-m", "pipeline.cli", *arguments], cwd=REPO_ROOT,
+                          env=subprocess_env(), capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("url_form", ["rest", "grpc"])
+def test_bertpipe_predict_url(server, url_form):
+    url = (["--url", server.rest_url] if url_form == "rest"
+           else ["--url", server.grpc_target, "--grpc"])
+    result = run_cli("predict", *url, "--model-name", MODEL_NAME, "a great film",
+                     "terrible service")
+    assert result.returncode == 0, result.stderr[-3000:]
+    check_known_labels(json.loads(result.stdout), ["a great film", "terrible service"])
+
+
+def test_bertpipe_predict_url_errors_are_user_errors(server, capsys):
+    assert cli.main(["predict", "--url", server.rest_url, "--model-name", "nope", "x"]) == 2
+    assert "HTTP 404: Servable not found for request: Latest(nope)" in capsys.readouterr().err
+    assert cli.main(["predict", "--url", "127.0.0.1:1", "x"]) == 2
+    assert "say http://127.0.0.1:1 for REST, or grpc://127.0.0.1:1" in capsys.readouterr().err
+    assert cli.main(["predict", "--url", "http://127.0.0.1:1", "x"]) == 2
+    assert "cannot reach http://127.0.0.1:1/v1/models/text_classifier:predict" in \
+        capsys.readouterr().err
+
+
+def test_bertpipe_serve_refuses_what_it_cannot_serve(server, models, tmp_path, capsys):
+    serving_root = os.path.dirname(server.model_root)
+    assert cli.main(["serve", "--model-root", serving_root, "--port", "0"]) == 2
+    assert (f"has no numbered version directories (1, 2, ...) holding a SavedModel; it looks "
+            f"like a serving root: use one of its models, e.g. --model-root "
+            f"{os.path.join(serving_root, MODEL_NAME)}") in capsys.readouterr().err
+
+    only_bad = tmp_path / "bad_root"
+    pusher.push_model(models["no_text_input"], str(only_bad), MODEL_NAME)
+    assert cli.main(["serve", "--model-root", str(only_bad / MODEL_NAME), "--port", "0"]) == 2
+    error = capsys.readouterr().err
+    assert "no version of" in error and "must take one input 'text'" in error
+
+
+def test_bounded_load_reports_latency_percentiles_and_throughput(server):
+    """bench/serving_load.py's load loop, small: fixed request counts, a time limit, loopback."""
+    sys.path.insert(0, str(REPO_ROOT / "bench"))
+    import serving_load
+    sentences = list(EXPECTED)
+    for batch_size, requests_sent, concurrency in ((1, 40, 4), (32, 6, 2)):
+        result = serving_load.run_load(
+            lambda made, texts: check_known_labels(made.predict(texts), texts),
+            lambda: RestClient(server.rest_url, MODEL_NAME), sentences, batch_size,
+            requests_sent, concurrency, time_limit=60)
+        assert result.errors == [] and result.completed == requests_sent
+        assert 0 < result.percentile_ms(50) <= result.percentile_ms(99)
+        assert result.sentences_per_second > 0
