@@ -21,10 +21,12 @@ PushedModel artifact. What it changes:
   in the file stay as they are: an operator may have changed base_path for a container mount,
   or the version policy. The file is replaced atomically as well.
 
-The rename needs a serving root on a local or mounted filesystem. The model itself may be read
-from anywhere tf.io.gfile can read, for example gs://. For a GCS serving root, use
-tfx.components.Pusher: it writes saved_model.pb last, and TF Serving waits for that file. Or use
-a copy-then-marker scheme; object stores have no atomic directory rename.
+On an object store (a serving root such as gs://bucket/serving), which has no directory
+rename, a version is written in place with saved_model.pb last, as TFX's Pusher does: TF Serving
+keeps looking for that file before it loads a version. A push that crashed leaves a version
+directory without saved_model.pb; the next push writes that version again. models.config is
+written beside itself and renamed over the old one, a server-side copy that replaces the object
+whole.
 
 Only one push per model name may run at a time. A concurrent push cannot corrupt a version,
 because the rename never replaces an existing version directory. But one of the two pushes
@@ -62,18 +64,23 @@ _VERSIONS_SERVED = 2
 _SAVED_MODEL_FILES = ("saved_model.pb", "saved_model.pbtxt")
 
 
+def is_object_store(path: str) -> bool:
+    """gs://, s3://, ... : a store without directory rename (file:// is the local disk)."""
+    return "://" in path and not path.startswith("file://")
+
+
+def _absolute(path: str) -> str:
+    return path.rstrip("/") if is_object_store(path) else os.path.abspath(path)
+
+
 def serving_push_destination(serving_root: str, model_name: str) -> pusher_pb2.PushDestination:
     """The standard PushDestination for `<serving_root>/<model_name>`, after checking both."""
-    if "://" in serving_root:
-        raise ValueError(f"serving_root {serving_root!r}: ServingPusher needs a local or "
-                         "mounted filesystem (its atomic rename does not exist on object "
-                         "stores); push to GCS with tfx.components.Pusher")
     if not _MODEL_NAME.fullmatch(model_name):
         raise ValueError(f"model_name {model_name!r}: use letters, digits, '_', '.' and '-', "
                          "not starting with '.' or '-'")
     # Absolute, so that models.config points at the same place whatever TF Serving's working
     # directory is.
-    base_directory = os.path.join(os.path.abspath(serving_root), model_name)
+    base_directory = os.path.join(_absolute(serving_root), model_name)
     return pusher_pb2.PushDestination(
         filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=base_directory))
 
@@ -90,17 +97,18 @@ def serving_location(push_destination: Union[str, pusher_pb2.PushDestination]
     if filesystem.versioning != pusher_pb2.Versioning.AUTO:
         raise ValueError("ServingPusher numbers versions 1, 2, 3, ...; leave "
                          "push_destination.filesystem.versioning unset")
-    base_directory = os.path.abspath(filesystem.base_directory.rstrip("/"))
+    base_directory = _absolute(filesystem.base_directory.rstrip("/"))
     return os.path.dirname(base_directory), os.path.basename(base_directory)
 
 
 def version_numbers(model_dir: str) -> List[int]:
     """The version numbers present in a model directory, in ascending order."""
-    if not os.path.isdir(model_dir):
+    if not tf.io.gfile.isdir(model_dir):
         return []
-    return sorted(int(name) for name in os.listdir(model_dir)
+    names = [name.rstrip("/") for name in tf.io.gfile.listdir(model_dir)]
+    return sorted(int(name) for name in names
                   if _VERSION_DIR_NAME.fullmatch(name)
-                  and os.path.isdir(os.path.join(model_dir, name)))
+                  and tf.io.gfile.isdir(os.path.join(model_dir, name)))
 
 
 def next_version(model_dir: str) -> int:
@@ -143,12 +151,16 @@ def _flush_tree_to_disk(root: str) -> None:
         _fsync(directory)
 
 
-def push_model(model_path: str, serving_root: str, model_name: str) -> Tuple[int, str]:
-    """Copies the SavedModel at `model_path` into a new version; returns (version, its dir)."""
+def _check_saved_model(model_path: str) -> None:
     if not any(tf.io.gfile.exists(os.path.join(model_path, name))
                for name in _SAVED_MODEL_FILES):
         raise ValueError(f"{model_path} is not a SavedModel (no saved_model.pb); "
                          "TF Serving could not load it")
+
+
+def push_model(model_path: str, serving_root: str, model_name: str) -> Tuple[int, str]:
+    """Copies the SavedModel at `model_path` into a new version; returns (version, its dir)."""
+    _check_saved_model(model_path)
     model_dir = os.path.join(serving_root, model_name)
     os.makedirs(model_dir, exist_ok=True)
     remove_stale_staging_dirs(model_dir)
@@ -172,12 +184,32 @@ def push_model(model_path: str, serving_root: str, model_name: str) -> Tuple[int
     return version, version_dir
 
 
+def push_model_to_object_store(model_path: str, serving_root: str, model_name: str
+                               ) -> Tuple[int, str]:
+    """push_model for an object store: saved_model.pb is written last, no rename."""
+    _check_saved_model(model_path)
+    model_dir = os.path.join(serving_root, model_name)
+    complete = [version for version in version_numbers(model_dir)
+                if tf.io.gfile.exists(os.path.join(model_dir, str(version), "saved_model.pb"))]
+    version = max(complete, default=0) + 1
+    version_dir = os.path.join(model_dir, str(version))
+    if tf.io.gfile.exists(version_dir):  # left by a push that crashed: never loaded
+        logging.warning("Rewriting %s, left incomplete by a push that did not finish",
+                        version_dir)
+        tf.io.gfile.rmtree(version_dir)
+    io_utils.copy_dir(model_path, version_dir, deny_regex_patterns=[r"saved_model\.pb$"])
+    tf.io.gfile.copy(os.path.join(model_path, "saved_model.pb"),
+                     os.path.join(version_dir, "saved_model.pb"))
+    logging.info("Model %s pushed as version %d: %s", model_path, version, version_dir)
+    return version, version_dir
+
+
 def read_serving_config(path: str) -> model_server_config_pb2.ModelServerConfig:
     """The ModelServerConfig in `path`; an empty one if there is no file yet."""
     config = model_server_config_pb2.ModelServerConfig()
-    if not os.path.exists(path):
+    if not tf.io.gfile.exists(path):
         return config
-    with open(path, encoding="utf-8") as handle:
+    with tf.io.gfile.GFile(path) as handle:
         try:
             text_format.Parse(handle.read(), config)
         except text_format.ParseError as error:
@@ -191,7 +223,7 @@ def read_serving_config(path: str) -> model_server_config_pb2.ModelServerConfig:
 
 def model_names(serving_root: str) -> List[str]:
     """The directories under `serving_root` that hold at least one model version."""
-    return sorted(name for name in os.listdir(serving_root)
+    return sorted(name.rstrip("/") for name in tf.io.gfile.listdir(serving_root)
                   if not name.startswith(".")
                   and version_numbers(os.path.join(serving_root, name)))
 
@@ -214,6 +246,15 @@ def add_model_entries(config: model_server_config_pb2.ModelServerConfig, serving
 
 def write_serving_config(config: model_server_config_pb2.ModelServerConfig, path: str) -> None:
     """Replaces `path` with `config` in one step, so a server never reads half a file."""
+    if is_object_store(path):
+        # Written beside it, then renamed over it: on an object store the rename is a
+        # server-side copy, which replaces the object whole.
+        temporary = f"{os.path.dirname(path)}/{_STAGING_PREFIX}{os.path.basename(path)}-" \
+                    f"{secrets.token_hex(4)}"
+        with tf.io.gfile.GFile(temporary, "w") as handle:
+            handle.write(text_format.MessageToString(config))
+        tf.io.gfile.rename(temporary, path, overwrite=True)
+        return
     temporary = os.path.join(os.path.dirname(path),
                              f"{_STAGING_PREFIX}{os.path.basename(path)}-{secrets.token_hex(4)}")
     try:
@@ -253,7 +294,8 @@ class Executor(pusher_executor.Executor):
         # As upstream, the PushedModel artifact keeps a copy of what was pushed. Copying it
         # first means that a failed copy leaves nothing in the serving root.
         io_utils.copy_dir(model_path, pushed_model.uri)
-        version, version_dir = push_model(model_path, serving_root, model_name)
+        push = push_model_to_object_store if is_object_store(serving_root) else push_model
+        version, version_dir = push(model_path, serving_root, model_name)
         write_serving_config(add_model_entries(serving_config, serving_root), config_path)
         self._MarkPushed(pushed_model, pushed_destination=version_dir,
                          pushed_version=str(version))

@@ -8,11 +8,8 @@ serves gs://bucket/ reads from a local directory by replacing tf.io.gfile.exists
 does not change what goes into the spec, and it fails on any write to gs://. A subprocess gets
 the same fake through a sitecustomize.py on its PYTHONPATH.
 
-ServingPusher refuses gs:// serving roots: it relies on an atomic directory rename, which object
-stores lack (components/pusher.py). So a pipeline that trains cannot be compiled with a gs://
-serving root yet (test_a_gs_serving_root_is_refused_with_the_reason). The tests of
-the compiled training pipeline replace ServingPusher with TFX's Pusher under the same id
-(`gcs_stand_in_pusher`). The graph they check is that of create_pipeline either way.
+ServingPusher writes to a gs:// serving root in its object-store mode (saved_model.pb last), so
+the training pipeline compiles with the real ServingPusher.
 """
 import json
 import os
@@ -101,16 +98,6 @@ def patch_fake_bucket(monkeypatch, directory):
     monkeypatch.setattr(tf.io.gfile, "GFile", gfile)
 
 
-def gcs_stand_in_pusher(*, model, model_blessing, infra_blessing, serving_root, model_name):
-    """TFX's Pusher to <serving_root>/<model_name>, with ServingPusher's id and inputs."""
-    from tfx import v1 as tfx
-    destination = tfx.proto.PushDestination(filesystem=tfx.proto.PushDestination.Filesystem(
-        base_directory=f"{serving_root}/{model_name}"))
-    return tfx.components.Pusher(model=model, model_blessing=model_blessing,
-                                 infra_blessing=infra_blessing,
-                                 push_destination=destination).with_id("ServingPusher")
-
-
 @pytest.fixture(scope="module")
 def fake_bucket_dir(tmp_path_factory):
     return fill_fake_bucket(tmp_path_factory.mktemp("fake_bucket"))
@@ -126,11 +113,9 @@ def fake_bucket(fake_bucket_dir, monkeypatch):
 def compiled(fake_bucket_dir, tmp_path_factory):
     """The training pipeline compiled to a file, and the TFX pipeline it was compiled from."""
     from pipeline import kubeflow_v2_runner
-    from pipeline import pipeline as pipeline_module
     output = tmp_path_factory.mktemp("compiled") / "pipeline.json"
     with pytest.MonkeyPatch.context() as monkeypatch:
         patch_fake_bucket(monkeypatch, fake_bucket_dir)
-        monkeypatch.setattr(pipeline_module, "ServingPusher", gcs_stand_in_pusher)
         job = kubeflow_v2_runner.compile_pipeline(cloud_config(), str(output))
         tfx_pipeline = kubeflow_v2_runner.build_pipeline(cloud_config())
     text = output.read_text()
@@ -286,14 +271,15 @@ def test_find_local_paths_ignores_gs_uris():
                                 prefixes)) == 3
 
 
-def test_a_gs_serving_root_is_refused_with_the_reason(fake_bucket, tmp_path):
-    """Known gap: ServingPusher needs a filesystem for its atomic rename; until it has an
-    object-store mode, compiling a training pipeline with a gs:// serving root says why."""
-    from pipeline.kubeflow_v2_runner import compile_pipeline
-    with pytest.raises(CloudConfigError, match="serving_root 'gs://.*ServingPusher needs a "
-                                               "local or mounted filesystem"):
-        compile_pipeline(cloud_config(), str(tmp_path / "pipeline.json"))
-    assert not (tmp_path / "pipeline.json").exists()
+def test_the_pusher_pushes_to_the_gs_serving_root(compiled):
+    executor = compiled.file["pipelineSpec"]["deploymentSpec"]["executors"][
+        "ServingPusher_executor"]
+    assert executor["container"]["image"] == IMAGE
+    parameters = compiled.file["pipelineSpec"]["root"]["dag"]["tasks"]["ServingPusher"][
+        "inputs"]["parameters"]
+    destination = json.loads(parameters["push_destination"]["runtimeValue"]["constantValue"][
+        "stringValue"])
+    assert destination["filesystem"]["base_directory"] == "gs://bucket/serving/text_classifier"
 
 
 # --- the command ---------------------------------------------------------------------------------

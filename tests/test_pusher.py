@@ -238,7 +238,6 @@ def test_broken_models_config_stops_the_push_before_anything_is_served(tmp_path,
 
 
 @pytest.mark.parametrize("serving_root, model_name, message", [
-    ("gs://bucket/serving", MODEL_NAME, "local or mounted filesystem"),
     ("serving", "../escape", "model_name"),
     ("serving", "", "model_name"),
     ("serving", ".hidden", "model_name"),
@@ -287,3 +286,44 @@ def test_push_through_a_tfx_pipeline(tmp_path, model_uri):
     assert properties["pushed_destination"].string_value == str(version_dir)
     [entry] = read_config(serving_root).model_config_list.config
     assert (entry.name, entry.base_path) == (MODEL_NAME, str(serving_root / MODEL_NAME))
+
+
+def test_object_store_push_writes_saved_model_pb_last_and_redoes_a_crashed_version(
+        tmp_path, model_uri, monkeypatch):
+    """A serving root without directory rename (ram:// stands for gs:// here: TensorFlow's
+    in-memory filesystem): versions are written in place, saved_model.pb last."""
+    serving_root = f"ram://serving-{uuid.uuid4().hex}"
+    version_dir = f"{serving_root}/{MODEL_NAME}/1"
+    real_copy = tf.io.gfile.copy
+    seen_when_saved_model_pb_arrived = []
+
+    def copy(source, destination, overwrite=False):
+        if destination == f"{version_dir}/saved_model.pb":
+            seen_when_saved_model_pb_arrived.append(sorted(
+                os.path.join(directory, name)[len(version_dir) + 1:]
+                for directory, _, names in tf.io.gfile.walk(version_dir) for name in names))
+        return real_copy(source, destination, overwrite)
+
+    monkeypatch.setattr(tf.io.gfile, "copy", copy)
+    first = push(tmp_path, serving_root, model_uri)
+    assert first.get_string_custom_property("pushed_destination") == version_dir
+    # The variables were complete before TF Serving could see a loadable version.
+    assert "variables/variables.index" in seen_when_saved_model_pb_arrived[0]
+    served = tf.saved_model.load(version_dir)
+    assert served.signatures["serving_default"](x=tf.constant([1.0]))["y"].numpy().tolist() \
+        == [2.0]
+
+    # A push that died before saved_model.pb left version 2 without it: pushed again as 2.
+    crashed = f"{serving_root}/{MODEL_NAME}/2"
+    tf.io.gfile.makedirs(f"{crashed}/variables")
+    with tf.io.gfile.GFile(f"{crashed}/variables/partial", "w") as handle:
+        handle.write("half")
+    second = push(tmp_path, serving_root, model_uri)
+    assert second.get_string_custom_property("pushed_version") == "2"
+    assert not tf.io.gfile.exists(f"{crashed}/variables/partial")
+    assert tf.io.gfile.exists(f"{crashed}/saved_model.pb")
+
+    with tf.io.gfile.GFile(f"{serving_root}/models.config") as handle:
+        config = text_format.Parse(handle.read(), model_server_config_pb2.ModelServerConfig())
+    [entry] = config.model_config_list.config
+    assert entry.base_path == f"{serving_root}/{MODEL_NAME}"
