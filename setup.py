@@ -22,6 +22,14 @@ setup(
         "tensorflow-data-validation>=1.16,<1.17",
         "tensorflow-text>=2.16,<2.17",
         "transformers>=4.40,<4.50",
+        "tensorflow-serving-api>=2.16,<2.17",
+        "google-cloud-aiplatform",
+        "grpcio",
+        "tornado>=6.4",
+        "requests",
+        "prometheus-client",
     ],
+    # The default batching and monitoring files of `bertpipe serve` (shared with the container).
+    package_data={"serving": ["deploy/*"]},
     entry_points={"console_scripts": ["bertpipe = pipeline.cli:main"]},
 )
