@@ -28,8 +28,10 @@ setup(
         "tornado>=6.4",
         "requests",
         "prometheus-client",
+        "matplotlib>=3.8",
+        "jinja2>=3.1",
     ],
     # The default batching and monitoring files of `bertpipe serve` (shared with the container).
-    package_data={"serving": ["deploy/*"]},
+    package_data={"serving": ["deploy/*"], "pipeline": ["report_template.html"]},
     entry_points={"console_scripts": ["bertpipe = pipeline.cli:main"]},
 )

@@ -73,20 +73,34 @@ def find_user_error(error: BaseException) -> Optional[BaseException]:
     return None
 
 
+def _report_failed_run(config: PipelineConfig) -> None:
+    """The report of a run that stopped (e.g. on bad data) shows where and why, if it can."""
+    from pipeline import report
+    try:
+        print(f"report: {report.write_report(report.run_dir_of(config))}", file=sys.stderr)
+    except Exception as error:  # pylint: disable=broad-except  (the run's error matters more)
+        logging.warning("no report for the failed run: %s", error)
+
+
 def command_run(args: argparse.Namespace) -> int:
-    from pipeline import local_runner, run_summary, spans
+    from pipeline import local_runner, report, run_summary, spans
     config = _config_from_args(args)
     nothing_to_do = spans.already_processed(config)
     if nothing_to_do:
         print(nothing_to_do)
         return 0
-    local_runner.run(config)
+    try:
+        local_runner.run(config)
+    except Exception:
+        _report_failed_run(config)
+        raise
     print(f"pipeline root: {config.resolved().pipeline_root}")
     for component, seconds in run_summary.component_wall_times(config).items():
         print(f"  {component:<30} {seconds:8.1f} s")
     summary = run_summary.describe_latest_run(config)
     if summary:
         print(summary)
+    print(f"report: {report.write_report(report.run_dir_of(config))}")
     return 0
 
 
@@ -205,6 +219,17 @@ def command_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_report(args: argparse.Namespace) -> int:
+    from pipeline import report
+    try:
+        path = report.write_report(args.run_dir, args.output, args.run_id)
+    except report.ReportError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return _EXIT_USER_ERROR
+    print(f"report: {path}")
+    return 0
+
+
 def command_evaluate(args: argparse.Namespace) -> int:
     from components.text_example_gen import read_delimited_file
     from serving.predict import accuracy
@@ -302,6 +327,17 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--label-column", default=PipelineConfig.label_column)
     evaluate.set_defaults(handler=command_evaluate)
 
+    report = commands.add_parser("report", help="write the HTML report of a pipeline run "
+                                                "(statistics, curves, metrics, blessing, push)")
+    report.add_argument("--run-dir", required=True,
+                        help="the run's <output_dir>/<pipeline_name> directory (holds "
+                             "metadata.sqlite and root/)")
+    report.add_argument("--run-id", default=None,
+                        help="the run to report (default: the latest; an unknown id lists "
+                             "the run ids)")
+    report.add_argument("--output", default=None,
+                        help="the HTML file to write (default: <run-dir>/report.html)")
+    report.set_defaults(handler=command_report)
     return parser
 
 

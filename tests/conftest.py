@@ -79,3 +79,30 @@ def tiny_checkpoint(tmp_path):
 def trainer_inputs(tmp_path_factory):
     import trainer_harness
     return trainer_harness.prepare_trainer_inputs(tmp_path_factory.mktemp("trainer_inputs"))
+
+
+# The whole pipeline once on the demo data with a tiny BERT, shared by the end-to-end test
+# (which goes on running the pipeline in the same output directory) and the report test.
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory):
+    """The tiny checkpoint above with random TFBertModel weights."""
+    from trainer_harness import make_tiny_checkpoint_with_weights
+    return make_tiny_checkpoint_with_weights(tmp_path_factory.mktemp("checkpoint") / "tiny")
+
+
+@pytest.fixture(scope="session")
+def demo_first_run(tiny_bert, tmp_path_factory):
+    """The PipelineConfig of one whole run on the demo data, blessed (min_accuracy 0) and so
+    pushed as version 1. Tests may run the pipeline again in its output_dir (enable_cache: the
+    data half is reused), so none may assume it runs there first or last."""
+    from pipeline import local_runner
+    from pipeline.config import PipelineConfig
+    demo = REPO_ROOT / "data" / "demo"
+    config = PipelineConfig(
+        train_data=str(demo / "train.csv"), eval_data=str(demo / "eval.csv"),
+        schema_path=str(REPO_ROOT / "schemas" / "demo.pbtxt"), checkpoint=str(tiny_bert),
+        max_seq_length=32, epochs=1, train_batch_size=16, min_accuracy=0.0,
+        max_accuracy_drop=1.0, output_dir=str(tmp_path_factory.mktemp("demo_runs")),
+        enable_cache=True)
+    local_runner.run(config)
+    return config

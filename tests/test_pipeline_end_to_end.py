@@ -1,23 +1,12 @@
 """The whole pipeline, ExampleGen to ServingPusher, on the demo data with a tiny BERT: only
 blessed models are pushed, versions increase, and the pushed model answers raw text."""
+import dataclasses
 import json
 import os
 import subprocess
 import sys
 
-import pytest
-
-from conftest import REPO_ROOT
 from pipeline import local_runner, run_summary
-from pipeline.config import PipelineConfig
-from trainer_harness import make_tiny_checkpoint_with_weights
-
-DEMO = REPO_ROOT / "data" / "demo"
-
-
-@pytest.fixture(scope="module")
-def tiny_bert(tmp_path_factory):
-    return make_tiny_checkpoint_with_weights(tmp_path_factory.mktemp("checkpoint") / "tiny")
 
 
 def versions(config):
@@ -26,17 +15,13 @@ def versions(config):
         if os.path.isdir(model_dir) else []
 
 
-def test_blessed_models_are_pushed_as_new_versions_and_others_are_not(tiny_bert, tmp_path):
+def test_blessed_models_are_pushed_as_new_versions_and_others_are_not(demo_first_run):
     def run(**thresholds):
-        config = PipelineConfig(
-            train_data=str(DEMO / "train.csv"), eval_data=str(DEMO / "eval.csv"),
-            schema_path=str(REPO_ROOT / "schemas" / "demo.pbtxt"), checkpoint=str(tiny_bert),
-            max_seq_length=32, epochs=1, train_batch_size=16, output_dir=str(tmp_path),
-            enable_cache=True, **thresholds)  # reruns reuse the cached data half
+        config = dataclasses.replace(demo_first_run, **thresholds)  # cached data half
         local_runner.run(config)
         return config
 
-    config = run(min_accuracy=0.0, max_accuracy_drop=1.0)
+    config = demo_first_run  # blessed (min_accuracy 0)
     assert versions(config) == ["1"]
     summary = run_summary.describe_latest_run(config)
     assert "model blessed: yes" in summary and "(version 1)" in summary
