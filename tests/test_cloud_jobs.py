@@ -114,11 +114,12 @@ def test_schedule_kubeflow_dry_run_prints_the_recurring_run(compiled, tmp_path):
     (["schedule", "--target", "kubeflow", "--cron", "0 3 * * 1", "--kfp-host", "kfp:8888",
       "--kfp-experiment-id", "e"], "give the KFP API endpoint as an http"),
 ])
-def test_bad_job_settings_are_named(compiled, tmp_path, argv, message):
-    result = bertpipe(tmp_path, *argv, "--pipeline-spec", str(compiled.path), "--dry-run",
-                      "--train-data", "unused")
-    assert result.returncode == 2
-    assert result.stderr.startswith("error: ") and message in result.stderr
+def test_bad_job_settings_are_named(compiled, capsys, argv, message):
+    from pipeline.cli import main
+    assert main([*argv, "--pipeline-spec", str(compiled.path), "--dry-run",
+                 "--train-data", "unused"]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("error: ") and message in error
 
 
 def test_a_file_that_is_not_a_compiled_pipeline_is_refused(tmp_path):
