@@ -21,6 +21,7 @@ help:
 	@echo "make retrain   train on the latest spans in SPANS (default incoming/span-N/); cron-friendly"
 	@echo "make serve     serve the pushed model locally (TF Serving's REST :8501 and gRPC :8500 APIs)"
 	@echo "make serve-docker  TF Serving 2.16.1 in docker on SERVING_ROOT (needs a docker engine)"
+	@echo "make bench     run the benchmarks in bench/ (1.5-2 h), figures to docs/BENCHMARKS.md"
 	@echo "make lock      re-resolve requirements.in into requirements.lock"
 	@echo "make image     build the pipeline image (Dockerfile); needs docker (dev machines: none)"
 
@@ -92,3 +93,26 @@ IMAGE ?= bertpipe:latest
 .PHONY: image
 image:
 	docker build -t $(IMAGE) .
+
+# Benchmarks (not part of `make test`; about 1.5-2 h on 2 cores): each script writes its
+# section of docs/BENCHMARKS.md with the command, machine and date.
+BENCH_OUT ?= /tmp/bertpipe-bench
+TORCH_VENV := bench/.torch-venv
+PYTHON311 ?= $(shell command -v python3.11 || echo $(HOME)/.pyenv/versions/3.11.7/bin/python3.11)
+
+# The PyTorch baseline's own venv, apart from .venv. pip takes the CPU torch wheel from its
+# find-links (PIP_FIND_LINKS); plain PyPI would bring torch's CUDA dependencies.
+bench-torch-venv: $(TORCH_VENV)/.installed
+$(TORCH_VENV)/.installed:
+	$(PYTHON311) -m venv $(TORCH_VENV)
+	$(TORCH_VENV)/bin/pip install torch==2.13.0 transformers==4.49.0
+	touch $@
+
+bench: install bench-torch-venv
+	rm -rf $(BENCH_OUT) && mkdir -p $(BENCH_OUT)
+	$(BIN)/python bench/data_half_scaling.py
+	$(BIN)/python bench/training_throughput.py
+	$(BIN)/python bench/accuracy.py --output-dir $(BENCH_OUT)/accuracy
+	$(BIN)/python bench/serving_latency.py --model $(BENCH_OUT)/accuracy/serving/text_classifier
+	$(BIN)/python bench/serving_load.py --model-root $(BENCH_OUT)/accuracy/serving/text_classifier
+.PHONY: bench bench-torch-venv

@@ -11,12 +11,10 @@ from __future__ import annotations
 import argparse
 import csv
 import pathlib
-import sys
 import tempfile
 import time
 
-REPO = pathlib.Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "bench"))
+from bench_env import REPO, SST2_DIR  # first: sets up the environment TF needs
 
 from benchmarks_md import write_section  # noqa: E402
 
@@ -36,7 +34,7 @@ def sample(source: pathlib.Path, rows: int, target: pathlib.Path) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, nargs="+", default=[10000, 30000, 60000])
-    parser.add_argument("--data", default=str(REPO.parent / "shared" / "data" / "sst2"))
+    parser.add_argument("--data", default=str(SST2_DIR))
     args = parser.parse_args()
 
     from pipeline import local_runner, run_summary

@@ -1,4 +1,5 @@
-"""Training throughput of the Trainer's bucketed input pipeline vs the padded recipe, one process.
+"""Training throughput of the Trainer's bucketed input pipeline vs the padded recipe, and the
+accuracy both reach after the same number of steps.
 
 Same checkpoint (the packaged MiniLM unless --checkpoint), same SST-2 sample (the first N rows
 of ../shared/data/sst2/train.tsv), global batch 32, the same optimizer (transformers'
@@ -7,44 +8,47 @@ create_optimizer: AdamW, lr 5e-5, 10% linear warm-up, weight decay 0.01, as the 
 * ours: texts tokenized by the project's in-graph tokenizer (BertTokenizerGraph, unpadded ids)
   written as tf.Examples to a GZIP TFRecord, read by trainer.input_pipeline.make_dataset
   (shuffle, length buckets, padding to the bucket bound), into trainer.model.build_classifier
-  + compile_classifier (no XLA);
+  + compile_classifier: at the Trainer's defaults on CPU (float32, no XLA), and with the
+  Trainer's `--mixed-precision mixed_bfloat16 --xla`;
 * padded recipe: BertTokenizerFast(padding='max_length', max_length=128, truncation=True),
-  tf.data.Dataset.from_tensor_slices(...).shuffle(N).batch(32), into the same classifier; and the
-  same input into transformers' TFBertForSequenceClassification (unless --no-hf).
+  tf.data.Dataset.from_tensor_slices(...).shuffle(N).batch(32), into the same classifier (also
+  with mixed_bfloat16 + XLA, to show what those settings do for it); and the same input into
+  transformers' TFBertForSequenceClassification (unless --no-hf);
+* PyTorch: transformers' BertForSequenceClassification in a plain torch loop (padded to 128,
+  AdamW), in the separate torch virtualenv (bench/torch_training.py; unless --no-torch).
 
 Every variant is built and traced first (ours with one step on each length bucket's shape, so
-no new shape appears while timing), then takes its warm-up steps, then K timed windows of W
-steps run interleaved window by window (A, B, C, A, B, C, ...) so machine noise hits every
-variant alike. A step is one call of the model's Keras train function (what model.fit runs
-per step) on one persistent iterator per variant, so no window pays for a new iterator
-(re-reading and re-shuffling the data). Writes the table to docs/BENCHMARKS.md unless
---no-write.
+no new shape appears while timing; XLA compiles each shape then), then takes its warm-up
+steps, then K timed windows of W steps run interleaved window by window (A, B, C, A, B, C, ...)
+so machine noise hits every variant alike. A step is one call of the model's Keras train
+function (what model.fit runs per step) on one persistent iterator per variant, so no window
+pays for a new iterator. The PyTorch loop runs in its own process, driven window by window from
+this one over a pipe (only one of the two computes at a time), with fewer steps per window
+(--torch-window-steps) as its steps are slower. Then (unless --accuracy-steps 0) ours, ours
+with bf16 + XLA and the padded recipe are each trained afresh from the checkpoint, with the
+same seed (so the same classifier-head initialisation), for the same number of steps with
+model.fit, and evaluated on SST-2 test.tsv (the 872-row GLUE dev set). Writes the tables to
+docs/BENCHMARKS.md unless --no-write.
 
-  python bench/training_throughput.py                          # 4096 rows, 5 windows x 20 steps
-  python bench/training_throughput.py --precision mixed_bfloat16 --accuracy-steps 300
-  python bench/training_throughput.py --examples 256 --windows 2 --window-steps 3 --no-write
+  python bench/training_throughput.py                          # about 30-40 min on 2 cores
+  python bench/training_throughput.py --examples 256 --windows 2 --window-steps 3 \
+      --warmup-steps 1 --accuracy-steps 4 --no-write           # a quick check of the script
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import gc
+import json
 import os
 import pathlib
 import statistics
-import sys
+import subprocess
 import tempfile
 import time
 from typing import Callable, Dict, List, Optional, Sequence
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # transformers' TF models need Keras 2
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-
-REPO = pathlib.Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "bench"))
-sys.path.insert(0, str(REPO))
+from bench_env import REPO, SST2_DIR  # first: sets up the environment TF needs
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
@@ -63,7 +67,13 @@ from trainer import input_pipeline, model  # noqa: E402
 BATCH_SIZE = 32
 NUM_LABELS = 2
 DEFAULTS = PipelineConfig(train_data="-")  # only its training defaults are used
-OURS, PADDED, HF = "ours", "padded recipe", "padded recipe, TFBertForSequenceClassification"
+TORCH_WORKER = REPO / "bench" / "torch_training.py"
+TORCH_PYTHON = REPO / "bench" / ".torch-venv" / "bin" / "python"
+FAST = "mixed_bfloat16 + XLA"
+OURS, OURS_FAST = "ours", f"ours, {FAST}"
+PADDED, PADDED_FAST = "padded recipe", f"padded recipe, {FAST}"
+HF = "padded recipe, TFBertForSequenceClassification"
+TORCH = "PyTorch, BertForSequenceClassification"
 # What Transform's transformed_feature_spec() gives the Trainer: the sparse token outputs are
 # VarLen, the (dense) label index is FixedLen.
 FEATURE_SPEC = {INPUT_IDS: tf.io.VarLenFeature(tf.int64),
@@ -186,12 +196,18 @@ def priming_batches(rows: Dict[str, List[List[int]]], labels: np.ndarray,
 # ------------------------------------------------------------------------------------ models
 
 
-def build_ours_or_padded(checkpoint: str, train_steps: int, seed: int) -> keras.Model:
-    keras.utils.set_random_seed(seed)  # the same classifier-head initialisation for both
-    classifier = model.build_classifier(checkpoint, NUM_LABELS, DEFAULTS.dropout)
-    model.compile_classifier(classifier, DEFAULTS.learning_rate, train_steps,
-                             warmup_steps=int(train_steps * DEFAULTS.warmup_fraction),
-                             weight_decay=DEFAULTS.weight_decay, jit_compile=False)
+def build_ours_or_padded(checkpoint: str, train_steps: int, seed: int, precision: str,
+                         xla: bool) -> keras.Model:
+    """trainer.model's classifier, as run_fn builds it with --mixed-precision/--xla."""
+    keras.mixed_precision.set_global_policy(precision)  # layers take the policy when built
+    try:
+        keras.utils.set_random_seed(seed)  # the same classifier-head initialisation for all
+        classifier = model.build_classifier(checkpoint, NUM_LABELS, DEFAULTS.dropout)
+        model.compile_classifier(classifier, DEFAULTS.learning_rate, train_steps,
+                                 warmup_steps=int(train_steps * DEFAULTS.warmup_fraction),
+                                 weight_decay=DEFAULTS.weight_decay, jit_compile=xla)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
     return classifier
 
 
@@ -228,19 +244,6 @@ def accuracy(classifier: keras.Model, dataset: tf.data.Dataset) -> float:
 # ------------------------------------------------------------------------------- measurement
 
 
-@dataclasses.dataclass
-class Variant:
-    name: str
-    build: Callable[[int], keras.Model]  # train_steps -> compiled model
-    train_data: Callable[[], tf.data.Dataset]
-    eval_data: Callable[[], tf.data.Dataset]
-    priming: Optional[List[tuple]] = None  # (features, labels) batches, one per shape
-    counter: Optional[TokenCounter] = None
-    seconds: List[float] = dataclasses.field(default_factory=list)
-    error: str = ""
-    accuracy: Optional[float] = None
-
-
 def run_steps(train_function, iterator, steps: int) -> float:
     started = time.perf_counter()
     logs = None
@@ -254,6 +257,122 @@ def describe_error(error: Exception) -> str:
     return f"{type(error).__name__}: {str(error).splitlines()[0][:200] if str(error) else ''}"
 
 
+@dataclasses.dataclass
+class Variant:
+    """One way of training. `start(schedule_steps)` builds and traces it and returns the
+    function that trains `steps` more steps and returns their seconds; `stop` frees it."""
+    name: str
+    settings: str
+    input: str
+    start: Callable[[int], Callable[[int], float]]
+    stop: Callable[[], None] = lambda: None
+    train_for_accuracy: Optional[Callable[[int], float]] = None  # steps -> test accuracy
+    counter: Optional["TokenCounter"] = None  # None: padded to max_seq_length
+    window_steps: int = 0  # 0: --window-steps
+    setup_seconds: float = 0.0  # build + tracing (XLA: compiling) + first steps
+    seconds: List[float] = dataclasses.field(default_factory=list)
+    error: str = ""
+    accuracy: Optional[float] = None
+    note: str = ""
+
+
+def keras_variant(name: str, settings: str, input_description: str,
+                  build: Callable[[int], keras.Model],
+                  train_data: Callable[[], tf.data.Dataset],
+                  eval_data: Callable[[], tf.data.Dataset],
+                  priming: Optional[List[tuple]] = None,
+                  counter: Optional["TokenCounter"] = None) -> Variant:
+    state = {}
+
+    def start(schedule_steps: int) -> Callable[[int], float]:
+        started = time.monotonic()
+        classifier = build(schedule_steps)
+        dataset = train_data()
+        iterator = iter(dataset)
+        train_function = classifier.make_train_function()
+        built = time.monotonic() - started
+        if priming:  # same element_spec as the real input: the same trace
+            primer = tf.data.Dataset.from_generator(lambda: iter(priming),
+                                                    output_signature=dataset.element_spec)
+            first = run_steps(train_function, iter(counter.wrap(primer)), len(priming))
+        else:
+            first = run_steps(train_function, iterator, 1)
+        print(f"{name}: built in {built:.0f} s, traced (first {len(priming or [0])} steps) in "
+              f"{first:.0f} s", flush=True)
+        variant.setup_seconds = time.monotonic() - started
+        state.update(classifier=classifier, iterator=iterator)
+        return lambda steps: run_steps(train_function, iterator, steps)
+
+    def train_for_accuracy(steps: int) -> float:
+        keras.backend.clear_session()
+        classifier = build(steps)
+        classifier.fit(train_data(), steps_per_epoch=steps, epochs=1, verbose=0)
+        value = accuracy(classifier, eval_data())
+        del classifier
+        gc.collect()
+        return value
+
+    variant = Variant(name, settings, input_description, start, stop=state.clear,
+                      train_for_accuracy=train_for_accuracy, counter=counter)
+    return variant
+
+
+def torch_variant(python: pathlib.Path, checkpoint: str, train_file: pathlib.Path,
+                  examples: int, max_seq_length: int, seed: int, window_steps: int) -> Variant:
+    """The PyTorch loop in its own process (bench/torch_training.py in the torch venv)."""
+    state = {}
+
+    def request(command: Dict) -> Dict:
+        process = state["process"]
+        process.stdin.write(json.dumps(command) + "\n")
+        process.stdin.flush()
+        line = process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the PyTorch worker exited ({process.wait()}): "
+                               + process.stderr.read()[-500:])
+        return json.loads(line)
+
+    def start(schedule_steps: int) -> Callable[[int], float]:
+        if not python.exists():
+            raise FileNotFoundError(f"no torch virtualenv at {python} (make bench-torch-venv)")
+        started = time.monotonic()
+        # OpenMP threads that wait passively: on this shared 2-core machine (other jobs
+        # running) the default spinning wait made torch's steps ~2x slower.
+        env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE", HF_HUB_OFFLINE="1",
+                   TRANSFORMERS_OFFLINE="1", PYTHONPATH="")
+        process = subprocess.Popen(
+            [str(python), str(TORCH_WORKER), "--checkpoint", checkpoint, "--train",
+             str(train_file), "--examples", str(examples), "--total-steps", str(schedule_steps),
+             "--max-seq-length", str(max_seq_length), "--seed", str(seed),
+             "--batch-size", str(BATCH_SIZE), "--learning-rate", str(DEFAULTS.learning_rate),
+             "--warmup-fraction", str(DEFAULTS.warmup_fraction),
+             "--weight-decay", str(DEFAULTS.weight_decay)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=env)
+        state["process"] = process
+        line = process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the PyTorch worker exited ({process.wait()}): "
+                               + process.stderr.read()[-500:])
+        ready = json.loads(line)
+        variant.note = f"torch {ready['torch']}, {ready['threads']} threads"
+        variant.setup_seconds = time.monotonic() - started
+        print(f"{TORCH}: ready in {time.monotonic() - started:.0f} s ({variant.note}, first "
+              f"step {ready['first_step_seconds']:.0f} s)", flush=True)
+        return lambda steps: request({"steps": steps})["seconds"]
+
+    def stop() -> None:
+        process = state.pop("process", None)
+        if process is not None and process.poll() is None:
+            process.stdin.write(json.dumps({"quit": True}) + "\n")
+            process.stdin.close()
+            process.wait(timeout=60)
+
+    variant = Variant(TORCH, "float32, eager", "`BertTokenizerFast` max_length → `DataLoader`",
+                      start, stop=stop, window_steps=window_steps)
+    return variant
+
+
 def measure_throughput(variants: List[Variant], args) -> Dict[str, Dict]:
     """Build and trace every variant, warm-up steps, then the interleaved timed windows.
 
@@ -262,55 +381,41 @@ def measure_throughput(variants: List[Variant], args) -> Dict[str, Dict]:
     live = []
     # The learning-rate schedule's length: every step a variant takes here (priming: at most
     # one per bucket; the others: one tracing step).
-    total_steps = (len(input_pipeline.bucket_boundaries(args.max_seq_length)) + 1
-                   + args.warmup_steps + args.windows * args.window_steps)
+    schedule_steps = (len(input_pipeline.bucket_boundaries(args.max_seq_length)) + 1
+                      + args.warmup_steps + args.windows * args.window_steps)
     for variant in variants:
+        variant.window_steps = variant.window_steps or args.window_steps
         try:
-            started = time.monotonic()
-            classifier = variant.build(total_steps)
-            dataset = variant.train_data()
-            iterator = iter(dataset)
-            train_function = classifier.make_train_function()
-            built = time.monotonic() - started
-            if variant.priming:  # same element_spec as the real input: the same trace
-                primer = tf.data.Dataset.from_generator(
-                    lambda batches=variant.priming: iter(batches),
-                    output_signature=dataset.element_spec)
-                first = run_steps(train_function, iter(variant.counter.wrap(primer)),
-                                  len(variant.priming))
-            else:
-                first = run_steps(train_function, iterator, 1)
-            print(f"{variant.name}: built in {built:.0f} s, traced (first "
-                  f"{len(variant.priming or [0])} steps) in {first:.0f} s", flush=True)
-            live.append((variant, classifier, iterator, train_function))
+            live.append((variant, variant.start(schedule_steps)))
         except Exception as error:  # noqa: BLE001 - reported as the variant's row
             variant.error = describe_error(error)
             print(f"{variant.name}: {variant.error}", flush=True)
+            variant.stop()
     gc.collect()
-    for variant, _, iterator, train_function in live:
-        if args.warmup_steps:
-            seconds = run_steps(train_function, iterator, args.warmup_steps)
-            print(f"{variant.name}: {args.warmup_steps} warm-up steps in {seconds:.1f} s",
-                  flush=True)
-    before = {variant.name: variant.counter.snapshot() for variant, *_ in live
+    for variant, run in live:
+        warmup = min(args.warmup_steps, variant.window_steps)
+        if warmup:
+            print(f"{variant.name}: {warmup} warm-up steps in {run(warmup):.1f} s", flush=True)
+    before = {variant.name: variant.counter.snapshot() for variant, _ in live
               if variant.counter is not None}
     for window in range(args.windows):
-        for variant, _, iterator, train_function in live:
-            seconds = run_steps(train_function, iterator, args.window_steps)
+        for variant, run in live:
+            seconds = run(variant.window_steps)
             variant.seconds.append(seconds)
             print(f"window {window + 1}/{args.windows} {variant.name}: {seconds:.2f} s, "
-                  f"{args.window_steps * BATCH_SIZE / seconds:.1f} examples/s", flush=True)
+                  f"{variant.window_steps * BATCH_SIZE / seconds:.1f} examples/s", flush=True)
     tokens = {}
-    for variant, *_ in live:
+    for variant, _ in live:
         if variant.counter is not None:
             t0, e0, l0 = before[variant.name]
             t1, e1, l1 = variant.counter.snapshot()
             tokens[variant.name] = dict(tokens=t1 - t0, examples=e1 - e0, lengths=l1 - l0,
                                         warmup_lengths=l0)
         else:
-            examples = args.windows * args.window_steps * BATCH_SIZE
+            examples = args.windows * variant.window_steps * BATCH_SIZE
             tokens[variant.name] = dict(tokens=examples * args.max_seq_length,
                                         examples=examples)
+        variant.stop()
     del live
     gc.collect()
     return tokens
@@ -319,59 +424,53 @@ def measure_throughput(variants: List[Variant], args) -> Dict[str, Dict]:
 def train_for_accuracy(variants: List[Variant], steps: int) -> None:
     """Each variant from the checkpoint again, `steps` steps of model.fit, then test accuracy."""
     for variant in variants:
-        if variant.error:
+        if variant.error or variant.train_for_accuracy is None:
             continue
         started = time.monotonic()
-        keras.backend.clear_session()
         try:
-            classifier = variant.build(steps)
-            classifier.fit(variant.train_data(), steps_per_epoch=steps, epochs=1, verbose=0)
-            variant.accuracy = accuracy(classifier, variant.eval_data())
+            variant.accuracy = variant.train_for_accuracy(steps)
         except Exception as error:  # noqa: BLE001 - reported as the variant's row
             print(f"{variant.name}: accuracy run failed: {describe_error(error)}", flush=True)
             continue
         print(f"{variant.name}: accuracy {variant.accuracy:.4f} after {steps} steps "
               f"({time.monotonic() - started:.0f} s)", flush=True)
-        del classifier
-        gc.collect()
 
 
 # ------------------------------------------------------------------------------------ report
 
 
-def examples_per_second(variant: Variant, window_steps: int) -> List[float]:
-    return [window_steps * BATCH_SIZE / seconds for seconds in variant.seconds]
+def examples_per_second(variant: Variant) -> List[float]:
+    return [variant.window_steps * BATCH_SIZE / seconds for seconds in variant.seconds]
 
 
 def report(variants: List[Variant], tokens: Dict[str, Dict], mean_real_length: float,
            args) -> str:
     baseline = next(variant for variant in variants if variant.name == PADDED)
-    base_rates = examples_per_second(baseline, args.window_steps)
-    rows = ["| variant | input | padded tokens/example | examples/s (median) | min–max "
-            "| × padded recipe (median, min–max per round) |",
-            "|---|---|---:|---:|---:|---:|"]
-    inputs = {OURS: "in-graph tokenizer → TFRecord → `make_dataset` (length buckets)",
-              PADDED: "`BertTokenizerFast` max_length → `from_tensor_slices`",
-              HF: "same as padded recipe"}
+    base_rates = examples_per_second(baseline)
+    rows = ["| variant | settings | input | set-up s | padded tokens/example "
+            "| examples/s (median) | min–max | × padded recipe (median, min–max per round) |",
+            "|---|---|---|---:|---:|---:|---:|---:|"]
     for variant in variants:
+        settings = variant.settings + (f" ({variant.note})" if variant.note else "")
         if variant.error:
-            rows.append(f"| {variant.name} | {inputs[variant.name]} | | did not run: "
+            rows.append(f"| {variant.name} | {settings} | {variant.input} | | | did not run: "
                         f"{variant.error.replace('|', '/')} | | |")
             continue
-        rates = examples_per_second(variant, args.window_steps)
+        rates = examples_per_second(variant)
         count = tokens[variant.name]
         padded = count["tokens"] / max(count["examples"], 1)
         if variant is baseline:
             versus = "1.00"
         else:
             ratios = [rate / base for rate, base in zip(rates, base_rates)]
-            versus = (f"{statistics.median(ratios):.2f} "
+            versus = (f"**{statistics.median(ratios):.2f}** "
                       f"({min(ratios):.2f}–{max(ratios):.2f})")
-        rows.append(f"| {variant.name} | {inputs[variant.name]} | {padded:.1f} | "
+        rows.append(f"| {variant.name} | {settings} | {variant.input} | "
+                    f"{variant.setup_seconds:.0f} | {padded:.1f} | "
                     f"{statistics.median(rates):.1f} | {min(rates):.1f}–{max(rates):.1f} | "
                     f"{versus} |")
-    ours = next(variant for variant in variants if variant.name == OURS)
     notes = [f"Real tokens per example (with [CLS]/[SEP]): {mean_real_length:.1f} on average."]
+    ours = next(variant for variant in variants if variant.name == OURS)
     if not ours.error:
         count = tokens[OURS]
         padded = count["tokens"] / max(count["examples"], 1)
@@ -387,11 +486,12 @@ def report(variants: List[Variant], tokens: Dict[str, Dict], mean_real_length: f
             + (f" Lengths first seen in a timed window: {unwarmed}." if unwarmed else ""))
     table = "\n".join(rows) + "\n\n" + " ".join(notes)
     if args.accuracy_steps:
-        table += (f"\n\n| variant | accuracy on SST-2 test.tsv after {args.accuracy_steps} "
-                  "steps |\n|---|---:|\n" + "\n".join(
-                      f"| {variant.name} | "
-                      + (f"{variant.accuracy:.4f}" if variant.accuracy is not None
-                         else "not run") + " |" for variant in variants))
+        table += (f"\n\n| variant | accuracy on SST-2 test.tsv (GLUE dev, 872 rows) after "
+                  f"{args.accuracy_steps} steps of batch {BATCH_SIZE} |\n|---|---:|\n"
+                  + "\n".join(f"| {variant.name} | "
+                              + (f"{variant.accuracy:.4f}" if variant.accuracy is not None
+                                 else "not run") + " |"
+                              for variant in variants if variant.train_for_accuracy))
     return table
 
 
@@ -399,27 +499,35 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--examples", type=int, default=4096,
                         help="first N rows of train.tsv (default 4096)")
-    parser.add_argument("--data", default=str(REPO.parent / "shared" / "data" / "sst2"))
+    parser.add_argument("--data", default=str(SST2_DIR))
     parser.add_argument("--checkpoint", default="", help="default: the packaged MiniLM")
     parser.add_argument("--max-seq-length", type=int, default=128)
     parser.add_argument("--warmup-steps", type=int, default=10)
     parser.add_argument("--windows", type=int, default=5)
     parser.add_argument("--window-steps", type=int, default=20)
-    parser.add_argument("--precision", choices=("float32", "mixed_bfloat16"), default="float32")
-    parser.add_argument("--accuracy-steps", type=int, default=0,
-                        help="also train each variant afresh for S steps and report its "
-                             "accuracy on test.tsv (default 0: skip)")
+    parser.add_argument("--torch-window-steps", type=int, default=5,
+                        help="steps per timed window of the PyTorch loop (default 5)")
+    parser.add_argument("--accuracy-steps", type=int, default=300,
+                        help="train ours, ours with bf16 + XLA and the padded recipe afresh "
+                             "for S steps each and report their accuracy on test.tsv "
+                             "(default 300; 0: skip)")
     parser.add_argument("--no-hf", action="store_true",
                         help="skip the TFBertForSequenceClassification row")
+    parser.add_argument("--no-fast", action="store_true",
+                        help=f"skip the two {FAST} rows")
+    parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch row")
+    parser.add_argument("--torch-python", default=str(TORCH_PYTHON),
+                        help="the torch virtualenv's python (default bench/.torch-venv)")
     parser.add_argument("--seed", type=int, default=DEFAULTS.seed)
     parser.add_argument("--no-write", action="store_true",
-                        help="print the table only; leave docs/BENCHMARKS.md alone")
+                        help="print the tables only; leave docs/BENCHMARKS.md alone")
     args = parser.parse_args()
-    if min(args.examples, args.windows, args.window_steps) < 1 or args.warmup_steps < 0:
-        parser.error("--examples, --windows and --window-steps must be positive")
+    if min(args.examples, args.windows, args.window_steps, args.torch_window_steps) < 1 \
+            or min(args.warmup_steps, args.accuracy_steps) < 0:
+        parser.error("--examples, --windows and the window steps must be positive, "
+                     "--warmup-steps and --accuracy-steps not negative")
 
     started = time.monotonic()
-    keras.mixed_precision.set_global_policy(args.precision)
     checkpoint = resolve_checkpoint(args.checkpoint)
     data = pathlib.Path(args.data)
     texts, labels = read_sample(str(data / "train.tsv"), args.examples)
@@ -439,76 +547,114 @@ def main() -> None:
     mismatches = int(np.sum(padded["attention_mask"].sum(axis=1) != real_lengths))
     print(f"{len(labels)} training texts, {len(test_labels)} test texts; "
           f"{mismatches} length mismatches between the two tokenizers", flush=True)
+    priming = priming_batches(rows, labels, args.max_seq_length)
 
-    counter = TokenCounter(args.max_seq_length)
+    def ours(name: str, precision: str, xla: bool) -> Variant:
+        counter = TokenCounter(args.max_seq_length)
+        return keras_variant(
+            name, f"{precision}, {'XLA' if xla else 'no XLA'}",
+            "in-graph tokenizer → TFRecord → `make_dataset` (length buckets)",
+            lambda steps: build_ours_or_padded(checkpoint, steps, args.seed, precision, xla),
+            lambda: counter.wrap(input_pipeline.make_dataset(
+                train_file, FEATURE_SPEC, BATCH_SIZE, args.max_seq_length, training=True,
+                seed=args.seed)),
+            lambda: input_pipeline.make_dataset(test_file, FEATURE_SPEC, BATCH_SIZE,
+                                                args.max_seq_length, training=False),
+            priming=priming, counter=counter)
 
-    def ours_train() -> tf.data.Dataset:
-        return counter.wrap(input_pipeline.make_dataset(
-            train_file, FEATURE_SPEC, BATCH_SIZE, args.max_seq_length, training=True,
-            seed=args.seed))
+    def padded_recipe(name: str, precision: str, xla: bool) -> Variant:
+        return keras_variant(
+            name, f"{precision}, {'XLA' if xla else 'no XLA'}",
+            "`BertTokenizerFast` max_length → `from_tensor_slices`",
+            lambda steps: build_ours_or_padded(checkpoint, steps, args.seed, precision, xla),
+            lambda: padded_dataset(classifier_inputs(padded), labels, args.seed, True),
+            lambda: padded_dataset(classifier_inputs(test_padded), test_labels, args.seed,
+                                   False))
 
-    variants = [
-        Variant(OURS, lambda steps: build_ours_or_padded(checkpoint, steps, args.seed),
-                ours_train,
-                lambda: input_pipeline.make_dataset(test_file, FEATURE_SPEC, BATCH_SIZE,
-                                                    args.max_seq_length, training=False),
-                priming=priming_batches(rows, labels, args.max_seq_length), counter=counter),
-        Variant(PADDED, lambda steps: build_ours_or_padded(checkpoint, steps, args.seed),
-                lambda: padded_dataset(classifier_inputs(padded), labels, args.seed, True),
-                lambda: padded_dataset(classifier_inputs(test_padded), test_labels,
-                                       args.seed, False)),
-    ]
+    variants = [ours(OURS, "float32", False)]
+    if not args.no_fast:
+        variants.append(ours(OURS_FAST, "mixed_bfloat16", True))
+    variants.append(padded_recipe(PADDED, "float32", False))
+    if not args.no_fast:
+        fast_padded = padded_recipe(PADDED_FAST, "mixed_bfloat16", True)
+        fast_padded.train_for_accuracy = None  # throughput only: same model as the row above
+        variants.append(fast_padded)
     if not args.no_hf:
-        variants.append(Variant(
-            HF, lambda steps: build_hf(checkpoint, steps, args.seed),
-            lambda: padded_dataset(padded, labels, args.seed, True),
-            lambda: padded_dataset(test_padded, test_labels, args.seed, False)))
+        hf = keras_variant(HF, "float32, no XLA", "same as padded recipe",
+                           lambda steps: build_hf(checkpoint, steps, args.seed),
+                           lambda: padded_dataset(padded, labels, args.seed, True),
+                           lambda: padded_dataset(test_padded, test_labels, args.seed, False))
+        hf.train_for_accuracy = None  # its own head (pooler + dense): not the same model
+        variants.append(hf)
+    if not args.no_torch:
+        variants.append(torch_variant(pathlib.Path(args.torch_python), checkpoint,
+                                      data / "train.tsv", args.examples, args.max_seq_length,
+                                      args.seed, args.torch_window_steps))
     setup = time.monotonic() - started
 
     tokens = measure_throughput(variants, args)
     timed = time.monotonic() - started - setup
-    if variants[1].error:
-        raise SystemExit(f"the padded-recipe baseline did not run: {variants[1].error}")
+    baseline = next(variant for variant in variants if variant.name == PADDED)
+    if baseline.error:
+        raise SystemExit(f"the padded-recipe baseline did not run: {baseline.error}")
     if args.accuracy_steps:
         train_for_accuracy(variants, args.accuracy_steps)
     table = report(variants, tokens, float(real_lengths.mean()), args)
+    wall = (f"set-up {setup:.0f} s, throughput {timed:.0f} s, accuracy "
+            f"{time.monotonic() - started - setup - timed:.0f} s")
+    load = "/".join(f"{value:.1f}" for value in os.getloadavg())
     print("\n" + table + "\n")
-    print(f"wall time: set-up {setup:.0f} s, throughput {timed:.0f} s, accuracy "
-          f"{time.monotonic() - started - setup - timed:.0f} s", flush=True)
+    print(f"wall time: {wall}; load average {load}", flush=True)
     work.cleanup()
     if args.no_write:
         return
     learning_rate = f"{DEFAULTS.learning_rate:g}".replace("e-0", "e-")  # 5e-5, not 5e-05
+    torch_text = (
+        f" **PyTorch** is the plain loop from transformers' docs in a separate process "
+        f"(bench/torch_training.py in the torch virtualenv, `OMP_WAIT_POLICY=PASSIVE`): "
+        f"`BertForSequenceClassification` (its pooler + dense head) on the same checkpoint, "
+        f"the same rows padded to {args.max_seq_length}, a shuffled `DataLoader` of "
+        f"{BATCH_SIZE}, `torch.optim.AdamW` (lr {learning_rate}, weight decay "
+        f"{DEFAULTS.weight_decay:g}) with the same linear warm-up/decay; this process drives it "
+        f"window by window over a pipe (only one of the two computes at a time), "
+        f"{args.torch_window_steps} steps per window, timed inside the worker."
+        if not args.no_torch else "")
     write_section("Training throughput", (
-        f"Training examples/s of the BERT classifier on CPU, all variants in one process: "
-        f"checkpoint {f'`{args.checkpoint}`' if args.checkpoint else PACKAGED_CHECKPOINT_NAME}, "
-        f"the first "
+        f"Training examples/s of the BERT classifier on CPU: checkpoint "
+        f"{f'`{args.checkpoint}`' if args.checkpoint else PACKAGED_CHECKPOINT_NAME}, the first "
         f"{len(labels):,} rows of SST-2 train.tsv, global batch {BATCH_SIZE}, max_seq_length "
-        f"{args.max_seq_length}, precision {args.precision}, no XLA; optimizer "
-        f"`transformers.create_optimizer` (AdamW, lr {learning_rate}, "
-        f"{DEFAULTS.warmup_fraction:.0%} linear warm-up, weight decay {DEFAULTS.weight_decay:g}), "
-        f"loss sparse categorical cross-entropy on logits. **ours** is the Trainer's input path: "
-        f"texts tokenized by the in-graph `BertTokenizerGraph` into a GZIP TFRecord of unpadded "
-        f"ids, read by `trainer.input_pipeline.make_dataset` (shuffle, length buckets, padding to "
-        f"the bucket bound), into `trainer.model.build_classifier`/`compile_classifier`. "
-        f"**padded recipe** is the transformers-docs recipe: `BertTokenizerFast(padding="
-        f"'max_length', max_length={args.max_seq_length}, truncation=True)`, "
-        f"`from_tensor_slices(...).shuffle(N).batch({BATCH_SIZE}, drop_remainder=True)"
-        f".repeat()` (repeated so that one iterator lasts all windows), into the same classifier"
-        f"{' and into `TFBertForSequenceClassification`' if not args.no_hf else ''}. Each "
-        f"variant: built and traced (ours with one step per length bucket, so every shape "
-        f"is seen before timing; the others with one step), then {args.warmup_steps} warm-up "
-        f"steps once all are traced, then {args.windows} timed windows of "
-        f"{args.window_steps} steps, interleaved across variants window by window; a step is "
-        f"one call of the model's Keras train function (what `model.fit` runs per step) on one "
-        f"persistent iterator per variant. examples/s = steps × {BATCH_SIZE} / window seconds; "
-        f"median and min–max over windows; × padded recipe = the variant's rate over the "
-        f"padded recipe's in the same round (median, min–max over rounds)."
-        + (f" Accuracy: each variant trained afresh from the checkpoint for "
-           f"{args.accuracy_steps} steps with `model.fit` on the same rows, evaluated on all "
-           f"{len(test_labels)} rows of SST-2 test.tsv in its own input format."
-           if args.accuracy_steps else "")
-        + "\n\n" + table))
+        f"{args.max_seq_length}; optimizer `transformers.create_optimizer` (AdamW, lr "
+        f"{learning_rate}, {DEFAULTS.warmup_fraction:.0%} linear warm-up, weight decay "
+        f"{DEFAULTS.weight_decay:g}), loss sparse categorical cross-entropy on logits. **ours** "
+        f"is the Trainer's input path: texts tokenized by the in-graph `BertTokenizerGraph` "
+        f"into a GZIP TFRecord of unpadded ids, read by `trainer.input_pipeline.make_dataset` "
+        f"(shuffle, length buckets 8 tokens wide up to 64, padding to the bucket bound), into "
+        f"`trainer.model.build_classifier`/`compile_classifier`; at the Trainer's CPU defaults "
+        f"(float32, no XLA) and with `bertpipe run --mixed-precision mixed_bfloat16 --xla` "
+        f"(bfloat16 compute, float32 weights and logits; one XLA compilation per bucket shape, "
+        f"done before timing). **padded recipe** is the transformers-docs recipe: "
+        f"`BertTokenizerFast(padding='max_length', max_length={args.max_seq_length}, "
+        f"truncation=True)`, `from_tensor_slices(...).shuffle(N).batch({BATCH_SIZE}, "
+        f"drop_remainder=True).repeat()` (repeated so that one iterator lasts all windows), "
+        f"into the same classifier, also with the same bf16 + XLA settings, and into "
+        f"`TFBertForSequenceClassification`." + torch_text + f" Each variant: built and "
+        f"traced (ours with one step per length bucket, so every shape is seen before timing; "
+        f"the others with one step), then {args.warmup_steps} warm-up steps once all are "
+        f"traced, then {args.windows} timed windows of {args.window_steps} steps, interleaved "
+        f"across variants window by window; a Keras step is one call of the model's train "
+        f"function (what `model.fit` runs per step) on one persistent iterator per variant. "
+        f"set-up s = building the model, tracing (with XLA: compiling every bucket shape) and "
+        f"those first steps, a one-time cost of each training run that XLA makes larger. "
+        f"examples/s = steps × {BATCH_SIZE} / window seconds; median and min–max over "
+        f"windows; × padded recipe = the variant's rate over the padded recipe's in the same "
+        f"round (median, min–max over rounds). The machine is shared with other engineers' "
+        f"jobs (load average {load} at the end of the run), so absolute rates vary from run "
+        f"to run; the interleaved ratios are the figures to compare."
+        + (f" Accuracy: each variant trained afresh from the checkpoint with the same seed "
+           f"(the same initial weights) for {args.accuracy_steps} steps with `model.fit` on "
+           f"the same rows, evaluated on all {len(test_labels)} rows of SST-2 test.tsv in its "
+           f"own input format." if args.accuracy_steps else "")
+        + f" Wall time: {wall}.\n\n" + table))
 
 
 if __name__ == "__main__":

@@ -565,7 +565,7 @@ def _describe_failure(failure) -> str:
     if threshold.HasField("change_threshold"):
         change = threshold.change_threshold
         if change.HasField("absolute"):
-            sign = ">=" if change.direction == change.HIGHER_IS_BETTER else "<="
+            sign = ">=" if change.direction == tfma.MetricDirection.HIGHER_IS_BETTER else "<="
             needs.append(f"change {sign} {change.absolute.value:g}")
         if change.HasField("relative"):
             needs.append(f"relative change {change.relative.value:g}")
