@@ -57,8 +57,7 @@ def _user_errors():
     from serving.client import ServingClientError
     from serving.errors import ServeError
     return (ConfigError, CloudConfigError, CloudJobError, InputDataError, DataValidationError,
-            CheckpointError,
-            ServingCheckError, ServingClientError, ServeError)
+            CheckpointError, ServingCheckError, ServingClientError, ServeError)
 
 
 def find_user_error(error: BaseException) -> Optional[BaseException]:
@@ -107,11 +106,7 @@ def command_run(args: argparse.Namespace) -> int:
 def command_compile(args: argparse.Namespace) -> int:
     from pipeline import kubeflow_v2_runner
     config = _config_from_args(args)
-    try:
-        job = kubeflow_v2_runner.compile_pipeline(config, args.output)
-    except kubeflow_v2_runner.CloudConfigError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return _EXIT_USER_ERROR
+    job = kubeflow_v2_runner.compile_pipeline(config, args.output)  # CloudConfigError: exit 2
     tasks = job["pipelineSpec"]["root"]["dag"]["tasks"]
     print(f"wrote {args.output} ({args.target}): pipeline {config.pipeline_name!r}, "
           f"{len(tasks)} tasks, image {config.image}, pipeline root "

@@ -9,14 +9,14 @@ from tfx.orchestration import metadata
 from pipeline.config import PipelineConfig
 
 
-def _store(config: PipelineConfig) -> metadata_store.MetadataStore:
+def metadata_store_of(config: PipelineConfig) -> metadata_store.MetadataStore:
     return metadata_store.MetadataStore(
         metadata.sqlite_metadata_connection_config(config.resolved().metadata_path))
 
 
 def component_wall_times(config: PipelineConfig) -> Dict[str, float]:
     """Seconds from start to end of the latest execution of each component."""
-    store = _store(config)
+    store = metadata_store_of(config)
     times: Dict[str, float] = {}
     for node in store.get_contexts_by_type("node"):  # named <pipeline>.<component id>
         executions = store.get_executions_by_context(node.id)
@@ -57,7 +57,7 @@ def overall_metrics(evaluation_uri: str) -> Dict[str, float]:
 
 def describe_latest_run(config: PipelineConfig) -> str:
     """Where the pushed model is, whether it was blessed, and its evaluation metrics."""
-    store = _store(config)
+    store = metadata_store_of(config)
     lines = []
     blessing = _newest_artifact(store, "ModelBlessing")
     if blessing is not None:

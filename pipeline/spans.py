@@ -13,13 +13,12 @@ import dataclasses
 import os
 from typing import Optional
 
-from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 from tfx.components.example_gen import utils as example_gen_utils
-from tfx.orchestration import metadata
 
 from pipeline.config import PipelineConfig
 from pipeline.data_inputs import example_gen_inputs
+from pipeline.run_summary import metadata_store_of
 
 # The last component of a complete run: the pusher, or Transform for a data-half-only run.
 _FINAL_COMPONENT = {True: "ServingPusher", False: "Transform"}
@@ -62,8 +61,7 @@ def already_processed(config: PipelineConfig) -> Optional[str]:
     current = latest_span(config)
     if current is None:
         return None
-    store = metadata_store.MetadataStore(
-        metadata.sqlite_metadata_connection_config(config.metadata_path))
+    store = metadata_store_of(config)
     examples = [artifact for artifact in store.get_artifacts_by_type("Examples")
                 if _int_property(artifact, example_gen_utils.SPAN_PROPERTY_NAME) == current.span
                 and artifact.custom_properties.get(
