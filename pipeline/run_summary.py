@@ -1,4 +1,8 @@
-"""What a finished local run produced, read back from its ML Metadata store."""
+"""What the latest local run did, in a few lines for the terminal: each component's wall time,
+the blessing, the evaluation metrics and the pushed version. The run is read from the run
+directory's ML Metadata store as the run report reads it (pipeline/report.read_run), so only
+this run's executions count: a data-half run after a full one shows no model.
+"""
 from __future__ import annotations
 
 from typing import Dict
@@ -14,30 +18,16 @@ def metadata_store_of(config: PipelineConfig) -> metadata_store.MetadataStore:
         metadata.sqlite_metadata_connection_config(config.resolved().metadata_path))
 
 
+def latest_run(config: PipelineConfig):
+    """The latest pipeline run in the config's run directory (a report.PipelineRun)."""
+    from pipeline import report  # its MLMD reading; nothing is rendered here
+    return report.read_run(report.run_dir_of(config))
+
+
 def component_wall_times(config: PipelineConfig) -> Dict[str, float]:
-    """Seconds from start to end of the latest execution of each component."""
-    store = metadata_store_of(config)
-    times: Dict[str, float] = {}
-    for node in store.get_contexts_by_type("node"):  # named <pipeline>.<component id>
-        executions = store.get_executions_by_context(node.id)
-        if executions:
-            execution = max(executions, key=lambda e: e.id)
-            times[node.name.split(".", 1)[1]] = (execution.last_update_time_since_epoch
-                                                 - execution.create_time_since_epoch) / 1000.0
-    return times
-
-
-
-def _newest_artifact(store: metadata_store.MetadataStore, type_name: str):
-    artifacts = store.get_artifacts_by_type(type_name)
-    return max(artifacts, key=lambda artifact: artifact.id) if artifacts else None
-
-
-def _property(artifact, name: str):
-    value = artifact.custom_properties.get(name)
-    if value is None:
-        return None
-    return value.string_value or value.int_value
+    """Seconds from start to end of each component in the latest run (for a cached one, the
+    cache lookup)."""
+    return {name: entry.seconds for name, entry in latest_run(config).components.items()}
 
 
 def overall_metrics(evaluation_uri: str) -> Dict[str, float]:
@@ -56,23 +46,28 @@ def overall_metrics(evaluation_uri: str) -> Dict[str, float]:
 
 
 def describe_latest_run(config: PipelineConfig) -> str:
-    """Where the pushed model is, whether it was blessed, and its evaluation metrics."""
-    store = metadata_store_of(config)
+    return describe_run(latest_run(config))
+
+
+def describe_run(run) -> str:
+    """Whether a run (a report.PipelineRun) blessed its model, its evaluation metrics and where
+    it pushed it; empty for a run without a model (the data half only)."""
     lines = []
-    blessing = _newest_artifact(store, "ModelBlessing")
+    blessing = run.artifact("Evaluator", "blessing")
     if blessing is not None:
-        lines.append(f"model blessed: {'yes' if _property(blessing, 'blessed') else 'no'}")
-    evaluation = _newest_artifact(store, "ModelEvaluation")
+        blessed = blessing.get_int_custom_property("blessed")
+        lines.append(f"model blessed: {'yes' if blessed else 'no'}")
+    evaluation = run.artifact("Evaluator", "evaluation")
     if evaluation is not None:
         metrics = overall_metrics(evaluation.uri)
         shown = {name: round(value, 4) for name, value in sorted(metrics.items())
                  if "/" not in name}
         lines.append(f"evaluation (eval split): {shown}")
-    pushed = _newest_artifact(store, "PushedModel")
+    pushed = run.artifact("ServingPusher", "pushed_model")
     if pushed is not None:
-        if _property(pushed, "pushed"):
-            lines.append(f"pushed model: {_property(pushed, 'pushed_destination')} "
-                         f"(version {_property(pushed, 'pushed_version')})")
+        if pushed.get_int_custom_property("pushed"):
+            lines.append(f"pushed model: {pushed.get_string_custom_property('pushed_destination')}"
+                         f" (version {pushed.get_custom_property('pushed_version')})")
         else:
             lines.append("not pushed (the model was not blessed)")
     return "\n".join(lines)

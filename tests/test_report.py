@@ -155,7 +155,11 @@ def test_full_run_report_shows_every_section_in_chromium(runs, tmp_path):
 
 def test_data_half_run_writes_a_report_saying_training_did_not_run(runs, capsys):
     written = os.path.join(runs["run_dir"], report.REPORT_FILE_NAME)
-    assert f"report: {written}\n" in runs["data_half_printed"]
+    printed = runs["data_half_printed"]
+    assert f"report: {written}\n" in printed
+    # The terminal summary is of this run only: the earlier full run's model is not its own.
+    assert re.search(r"^  Transform +\d", printed, re.M), printed
+    assert not re.search(r"Trainer|model blessed|pushed", printed), printed
     sections = SectionText(open(written, encoding="utf-8").read()).sections
     for section in ("training", "evaluation", "slices", "serving"):
         assert DATA_HALF_ONLY in sections[section], section
