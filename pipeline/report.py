@@ -40,7 +40,6 @@ from tensorboard.backend.event_processing import event_accumulator  # noqa: E402
 from tensorboard.util import tensor_util  # noqa: E402
 from tensorflow_model_analysis.metrics.example_count import EXAMPLE_COUNT_NAME  # noqa: E402
 from tensorflow_model_analysis.slicer import slicer_lib  # noqa: E402
-from tensorflow_model_analysis.writers import eval_config_writer  # noqa: E402
 from tfx.components.statistics_gen import stats_artifact_utils  # noqa: E402
 from tfx.orchestration import metadata  # noqa: E402
 # Imported for their artifact classes too: MLMD artifacts deserialize to registered classes.
@@ -50,6 +49,7 @@ from tfx.types.artifact import Artifact  # noqa: E402
 from components.checkpoint_inputs import PretrainedCheckpoint  # noqa: E402
 from components.serving_check import REPORT_FILE_NAME as SERVING_CHECK_FILE  # noqa: E402
 from components.validation_gate import describe_anomalies  # noqa: E402
+from pipeline import run_summary  # noqa: E402
 from pipeline.config import PipelineConfig  # noqa: E402
 from preprocessing.preprocessing import (INPUT_IDS, LABEL_VOCABULARY,  # noqa: E402
                                          MAX_SEQ_LENGTH_KEY, TEXT_FEATURE_KEY)
@@ -577,8 +577,8 @@ def _evaluation_section(run: PipelineRun) -> Dict[str, Any]:
     evaluation = run.artifact("Evaluator", "evaluation")
     if evaluation is None:
         return {"not_run": run.not_run_reason("Evaluator")}
-    _, _, _, model_locations = eval_config_writer.load_eval_run(evaluation.uri)
-    has_baseline = tfma.constants.BASELINE_KEY in (model_locations or {})
+    model_locations = run_summary.evaluated_models(evaluation.uri)
+    has_baseline = tfma.constants.BASELINE_KEY in model_locations
     result = tfma.load_eval_result(
         evaluation.uri, model_name=tfma.constants.CANDIDATE_KEY if has_baseline else None)
     baseline = (tfma.load_eval_result(evaluation.uri, model_name=tfma.constants.BASELINE_KEY)
@@ -627,7 +627,7 @@ def _evaluation_section(run: PipelineRun) -> Dict[str, Any]:
     return {"uri": evaluation.uri, "has_baseline": has_baseline,
             "headline": next((row for row in overall_rows if row["name"].endswith("accuracy")),
                              None),
-            "baseline_uri": (model_locations or {}).get(tfma.constants.BASELINE_KEY),
+            "baseline_uri": model_locations.get(tfma.constants.BASELINE_KEY),
             "overall": overall_rows, "class_metrics": class_metrics, "class_rows": class_rows,
             "confusion": _confusion_matrix(result, class_names),
             "slice_metrics": slice_metrics, "slice_rows": slice_rows,

@@ -30,10 +30,23 @@ def component_wall_times(config: PipelineConfig) -> Dict[str, float]:
     return {name: entry.seconds for name, entry in latest_run(config).components.items()}
 
 
+def evaluated_models(evaluation_uri: str) -> Dict[str, str]:
+    """The models a TFMA evaluation evaluated, by name: the candidate, and the baseline (the
+    latest blessed model) when there was one; a single unnamed model has the name ''."""
+    from tensorflow_model_analysis.writers import eval_config_writer
+    _, _, _, model_locations = eval_config_writer.load_eval_run(evaluation_uri)
+    return dict(model_locations or {})
+
+
 def overall_metrics(evaluation_uri: str) -> Dict[str, float]:
-    """Overall-slice metrics of a TFMA evaluation (per-class ones as `name/classId:k`)."""
+    """Overall-slice metrics of a TFMA evaluation's candidate model (per-class ones as
+    `name/classId:k`; with a baseline, also the `..._diff` ones)."""
     import tensorflow_model_analysis as tfma
-    result = tfma.load_eval_result(evaluation_uri)
+    # Named when there are two models: unnamed, TFMA warns that it finds no plots for it.
+    result = tfma.load_eval_result(
+        evaluation_uri,
+        model_name=(tfma.constants.CANDIDATE_KEY
+                    if tfma.constants.BASELINE_KEY in evaluated_models(evaluation_uri) else None))
     metrics: Dict[str, float] = {}
     for slice_key, by_output in result.slicing_metrics:
         if slice_key != ():
