@@ -24,15 +24,20 @@ so machine noise hits every variant alike. A step is one call of the model's Ker
 function (what model.fit runs per step) on one persistent iterator per variant, so no window
 pays for a new iterator. The PyTorch loop runs in its own process, driven window by window from
 this one over a pipe (only one of the two computes at a time), with fewer steps per window
-(--torch-window-steps) as its steps are slower. Then (unless --accuracy-steps 0) ours, ours
-with bf16 + XLA and the padded recipe are each trained afresh from the checkpoint, with the
-same seed (so the same classifier-head initialisation), for the same number of steps with
-model.fit, and evaluated on SST-2 test.tsv (the 872-row GLUE dev set). Writes the tables to
-docs/BENCHMARKS.md unless --no-write.
+(--torch-window-steps) as its steps are slower. Then (unless --accuracy-steps 0), for each of
+--accuracy-seeds seeds, ours, ours with bf16 + XLA and the padded recipe are each trained afresh
+from the checkpoint with that seed (the same classifier-head initialisation, dropout and
+shuffle seed for all three), for the same number of steps with model.fit, and evaluated on
+SST-2 test.tsv (the 872-row GLUE dev set); the difference from the padded recipe is reported
+paired by seed, with a 95% confidence interval. One variant's accuracy moves by 1-2 points
+from seed to seed, more than the effect asked about, hence several. Writes its two sections
+("Training throughput", "Training: accuracy after equal steps") to docs/BENCHMARKS.md unless
+--no-write.
 
-  python bench/training_throughput.py                          # about 30-40 min on 2 cores
+  python bench/training_throughput.py                          # about 1.5 h on 2 cores
+  python bench/training_throughput.py --skip-throughput        # the accuracy part: ~1 h
   python bench/training_throughput.py --examples 256 --windows 2 --window-steps 3 \
-      --warmup-steps 1 --accuracy-steps 4 --no-write           # a quick check of the script
+      --warmup-steps 1 --accuracy-steps 4 --accuracy-seeds 2 --no-write  # a quick check
 """
 from __future__ import annotations
 
@@ -74,6 +79,11 @@ OURS, OURS_FAST = "ours", f"ours, {FAST}"
 PADDED, PADDED_FAST = "padded recipe", f"padded recipe, {FAST}"
 HF = "padded recipe, TFBertForSequenceClassification"
 TORCH = "PyTorch, BertForSequenceClassification"
+ACCURACY_SECTION = "Training: accuracy after equal steps"
+# Two variants' accuracies count as equal when the 95% confidence interval of their paired
+# difference lies within ±1 point: about 9 of the 872 test sentences (one variant's accuracy
+# alone ranged over 1.2-1.8 points across six seeds).
+EQUIVALENCE_MARGIN = 0.01
 # What Transform's transformed_feature_spec() gives the Trainer: the sparse token outputs are
 # VarLen, the (dense) label index is FixedLen.
 FEATURE_SPEC = {INPUT_IDS: tf.io.VarLenFeature(tf.int64),
@@ -266,19 +276,20 @@ class Variant:
     input: str
     start: Callable[[int], Callable[[int], float]]
     stop: Callable[[], None] = lambda: None
-    train_for_accuracy: Optional[Callable[[int], float]] = None  # steps -> test accuracy
+    train_for_accuracy: Optional[Callable[[int, int], float]] = None  # steps, seed -> accuracy
     counter: Optional["TokenCounter"] = None  # None: padded to max_seq_length
     window_steps: int = 0  # 0: --window-steps
     setup_seconds: float = 0.0  # build + tracing (XLA: compiling) + first steps
     seconds: List[float] = dataclasses.field(default_factory=list)
     error: str = ""
-    accuracy: Optional[float] = None
+    accuracies: Dict[int, float] = dataclasses.field(default_factory=dict)  # seed -> accuracy
     note: str = ""
 
 
 def keras_variant(name: str, settings: str, input_description: str,
-                  build: Callable[[int], keras.Model],
-                  train_data: Callable[[], tf.data.Dataset],
+                  build: Callable[[int, int], keras.Model],
+                  train_data: Callable[[int], tf.data.Dataset],
+                  seed: int,
                   eval_data: Callable[[], tf.data.Dataset],
                   priming: Optional[List[tuple]] = None,
                   counter: Optional["TokenCounter"] = None) -> Variant:
@@ -286,8 +297,8 @@ def keras_variant(name: str, settings: str, input_description: str,
 
     def start(schedule_steps: int) -> Callable[[int], float]:
         started = time.monotonic()
-        classifier = build(schedule_steps)
-        dataset = train_data()
+        classifier = build(schedule_steps, seed)
+        dataset = train_data(seed)
         iterator = iter(dataset)
         train_function = classifier.make_train_function()
         built = time.monotonic() - started
@@ -303,10 +314,10 @@ def keras_variant(name: str, settings: str, input_description: str,
         state.update(classifier=classifier, iterator=iterator)
         return lambda steps: run_steps(train_function, iterator, steps)
 
-    def train_for_accuracy(steps: int) -> float:
+    def train_for_accuracy(steps: int, seed: int) -> float:
         keras.backend.clear_session()
-        classifier = build(steps)
-        classifier.fit(train_data(), steps_per_epoch=steps, epochs=1, verbose=0)
+        classifier = build(steps, seed)
+        classifier.fit(train_data(seed), steps_per_epoch=steps, epochs=1, verbose=0)
         value = accuracy(classifier, eval_data())
         del classifier
         gc.collect()
@@ -421,19 +432,79 @@ def measure_throughput(variants: List[Variant], args) -> Dict[str, Dict]:
     return tokens
 
 
-def train_for_accuracy(variants: List[Variant], steps: int) -> None:
-    """Each variant from the checkpoint again, `steps` steps of model.fit, then test accuracy."""
-    for variant in variants:
-        if variant.error or variant.train_for_accuracy is None:
-            continue
-        started = time.monotonic()
-        try:
-            variant.accuracy = variant.train_for_accuracy(steps)
-        except Exception as error:  # noqa: BLE001 - reported as the variant's row
-            print(f"{variant.name}: accuracy run failed: {describe_error(error)}", flush=True)
-            continue
-        print(f"{variant.name}: accuracy {variant.accuracy:.4f} after {steps} steps "
-              f"({time.monotonic() - started:.0f} s)", flush=True)
+def train_for_accuracy(variants: List[Variant], steps: int, seeds: Sequence[int]) -> None:
+    """For each seed, each variant from the checkpoint again: `steps` steps of model.fit, then
+    test accuracy. Seed by seed, so an interrupted run still has complete pairs."""
+    for seed in seeds:
+        for variant in variants:
+            if variant.error or variant.train_for_accuracy is None:
+                continue
+            started = time.monotonic()
+            try:
+                variant.accuracies[seed] = variant.train_for_accuracy(steps, seed)
+            except Exception as error:  # noqa: BLE001 - reported as the variant's row
+                print(f"{variant.name}, seed {seed}: accuracy run failed: "
+                      f"{describe_error(error)}", flush=True)
+                continue
+            print(f"{variant.name}, seed {seed}: accuracy {variant.accuracies[seed]:.4f} after "
+                  f"{steps} steps ({time.monotonic() - started:.0f} s)", flush=True)
+
+
+def paired_difference(variant: Variant, baseline: Variant) -> Optional[Dict[str, float]]:
+    """Mean of variant - baseline over the seeds both ran, with a 95% t confidence interval
+    (the seed changes both runs alike: initial head weights, dropout and shuffle order)."""
+    from scipy import stats
+    seeds = sorted(set(variant.accuracies) & set(baseline.accuracies))
+    if not seeds:
+        return None
+    differences = np.array([variant.accuracies[seed] - baseline.accuracies[seed]
+                            for seed in seeds])
+    mean = float(differences.mean())
+    half = (float(stats.t.ppf(0.975, len(seeds) - 1) * differences.std(ddof=1)
+                  / np.sqrt(len(seeds))) if len(seeds) > 1 else float("nan"))
+    return dict(mean=mean, low=mean - half, high=mean + half, seeds=len(seeds),
+                not_worse=int(np.sum(differences >= 0)))
+
+
+def verdict(difference: Dict[str, float]) -> str:
+    """better / equal / worse than the baseline, from the paired difference's 95% CI."""
+    low, high = difference["low"], difference["high"]
+    if np.isnan(low):
+        return "one seed: no interval"
+    if low > 0:
+        return "better"
+    if -EQUIVALENCE_MARGIN <= low and high <= EQUIVALENCE_MARGIN:
+        return (f"lower, by less than {100 * EQUIVALENCE_MARGIN:g} point" if high < 0 else
+                f"equal (CI within ±{100 * EQUIVALENCE_MARGIN:g} point)")
+    if high < 0:
+        return "worse"
+    return "inconclusive: CI wider than the margin"
+
+
+def accuracy_report(variants: List[Variant], steps: int, seeds: Sequence[int]) -> str:
+    """Per-seed accuracies, their mean and standard deviation, and the paired difference from
+    the padded recipe, in points."""
+    ran = [variant for variant in variants if variant.train_for_accuracy and not variant.error]
+    baseline = next(variant for variant in ran if variant.name == PADDED)
+    rows = ["| variant | " + " | ".join(f"seed {seed}" for seed in seeds)
+            + " | mean ± sd | − padded recipe, points: mean [95% CI] | seeds ≥ padded "
+            "| verdict |",
+            "|---|" + "---:|" * (len(seeds) + 3) + "---|"]
+    for variant in ran:
+        values = [variant.accuracies[seed] for seed in seeds if seed in variant.accuracies]
+        cells = [f"{variant.accuracies[seed]:.4f}" if seed in variant.accuracies else "failed"
+                 for seed in seeds]
+        spread = (f"{np.mean(values):.4f} ± {np.std(values, ddof=1):.4f}" if len(values) > 1
+                  else f"{values[0]:.4f}" if values else "")
+        difference = "" if variant is baseline else paired_difference(variant, baseline)
+        versus = (f"{100 * difference['mean']:+.2f} [{100 * difference['low']:+.2f}, "
+                  f"{100 * difference['high']:+.2f}]" if difference else "")
+        count = f"{difference['not_worse']}/{difference['seeds']}" if difference else ""
+        rows.append(f"| {variant.name} | " + " | ".join(cells)
+                    + f" | {spread} | {versus} | {count} | "
+                    + (verdict(difference) if difference else "baseline") + " |")
+    return (f"Accuracy on SST-2 test.tsv (GLUE dev, 872 rows) after {steps} steps of batch "
+            f"{BATCH_SIZE}, per seed:\n\n" + "\n".join(rows))
 
 
 # ------------------------------------------------------------------------------------ report
@@ -484,15 +555,7 @@ def report(variants: List[Variant], tokens: Dict[str, Dict], mean_real_length: f
             f"length: {shares}); the padded recipe on {tokens[PADDED]['tokens']:,} "
             f"({args.max_seq_length} per example, {args.max_seq_length / padded:.1f}× as many)."
             + (f" Lengths first seen in a timed window: {unwarmed}." if unwarmed else ""))
-    table = "\n".join(rows) + "\n\n" + " ".join(notes)
-    if args.accuracy_steps:
-        table += (f"\n\n| variant | accuracy on SST-2 test.tsv (GLUE dev, 872 rows) after "
-                  f"{args.accuracy_steps} steps of batch {BATCH_SIZE} |\n|---|---:|\n"
-                  + "\n".join(f"| {variant.name} | "
-                              + (f"{variant.accuracy:.4f}" if variant.accuracy is not None
-                                 else "not run") + " |"
-                              for variant in variants if variant.train_for_accuracy))
-    return table
+    return "\n".join(rows) + "\n\n" + " ".join(notes)
 
 
 def main() -> None:
@@ -511,6 +574,11 @@ def main() -> None:
                         help="train ours, ours with bf16 + XLA and the padded recipe afresh "
                              "for S steps each and report their accuracy on test.tsv "
                              "(default 300; 0: skip)")
+    parser.add_argument("--accuracy-seeds", type=int, default=6,
+                        help="train each of those variants with K seeds: --seed, --seed + 1, "
+                             "... (default 6)")
+    parser.add_argument("--skip-throughput", action="store_true",
+                        help="only the accuracy comparison (writes only its section)")
     parser.add_argument("--no-hf", action="store_true",
                         help="skip the TFBertForSequenceClassification row")
     parser.add_argument("--no-fast", action="store_true",
@@ -522,9 +590,11 @@ def main() -> None:
     parser.add_argument("--no-write", action="store_true",
                         help="print the tables only; leave docs/BENCHMARKS.md alone")
     args = parser.parse_args()
-    if min(args.examples, args.windows, args.window_steps, args.torch_window_steps) < 1 \
+    if min(args.examples, args.windows, args.window_steps, args.torch_window_steps,
+           args.accuracy_seeds) < 1 \
             or min(args.warmup_steps, args.accuracy_steps) < 0:
-        parser.error("--examples, --windows and the window steps must be positive, "
+        parser.error("--examples, --windows, the window steps and --accuracy-seeds must be "
+                     "positive, "
                      "--warmup-steps and --accuracy-steps not negative")
 
     started = time.monotonic()
@@ -554,10 +624,11 @@ def main() -> None:
         return keras_variant(
             name, f"{precision}, {'XLA' if xla else 'no XLA'}",
             "in-graph tokenizer → TFRecord → `make_dataset` (length buckets)",
-            lambda steps: build_ours_or_padded(checkpoint, steps, args.seed, precision, xla),
-            lambda: counter.wrap(input_pipeline.make_dataset(
+            lambda steps, seed: build_ours_or_padded(checkpoint, steps, seed, precision, xla),
+            lambda seed: counter.wrap(input_pipeline.make_dataset(
                 train_file, FEATURE_SPEC, BATCH_SIZE, args.max_seq_length, training=True,
-                seed=args.seed)),
+                seed=seed)),
+            args.seed,
             lambda: input_pipeline.make_dataset(test_file, FEATURE_SPEC, BATCH_SIZE,
                                                 args.max_seq_length, training=False),
             priming=priming, counter=counter)
@@ -566,8 +637,9 @@ def main() -> None:
         return keras_variant(
             name, f"{precision}, {'XLA' if xla else 'no XLA'}",
             "`BertTokenizerFast` max_length → `from_tensor_slices`",
-            lambda steps: build_ours_or_padded(checkpoint, steps, args.seed, precision, xla),
-            lambda: padded_dataset(classifier_inputs(padded), labels, args.seed, True),
+            lambda steps, seed: build_ours_or_padded(checkpoint, steps, seed, precision, xla),
+            lambda seed: padded_dataset(classifier_inputs(padded), labels, seed, True),
+            args.seed,
             lambda: padded_dataset(classifier_inputs(test_padded), test_labels, args.seed,
                                    False))
 
@@ -579,82 +651,108 @@ def main() -> None:
         fast_padded = padded_recipe(PADDED_FAST, "mixed_bfloat16", True)
         fast_padded.train_for_accuracy = None  # throughput only: same model as the row above
         variants.append(fast_padded)
-    if not args.no_hf:
+    if not args.no_hf and not args.skip_throughput:
         hf = keras_variant(HF, "float32, no XLA", "same as padded recipe",
-                           lambda steps: build_hf(checkpoint, steps, args.seed),
-                           lambda: padded_dataset(padded, labels, args.seed, True),
+                           lambda steps, seed: build_hf(checkpoint, steps, seed),
+                           lambda seed: padded_dataset(padded, labels, seed, True),
+                           args.seed,
                            lambda: padded_dataset(test_padded, test_labels, args.seed, False))
         hf.train_for_accuracy = None  # its own head (pooler + dense): not the same model
         variants.append(hf)
-    if not args.no_torch:
+    if not args.no_torch and not args.skip_throughput:
         variants.append(torch_variant(pathlib.Path(args.torch_python), checkpoint,
                                       data / "train.tsv", args.examples, args.max_seq_length,
                                       args.seed, args.torch_window_steps))
     setup = time.monotonic() - started
 
-    tokens = measure_throughput(variants, args)
+    table = ""
+    if not args.skip_throughput:
+        tokens = measure_throughput(variants, args)
+        baseline = next(variant for variant in variants if variant.name == PADDED)
+        if baseline.error:
+            raise SystemExit(f"the padded-recipe baseline did not run: {baseline.error}")
+        table = report(variants, tokens, float(real_lengths.mean()), args)
+        print("\n" + table + "\n", flush=True)
     timed = time.monotonic() - started - setup
-    baseline = next(variant for variant in variants if variant.name == PADDED)
-    if baseline.error:
-        raise SystemExit(f"the padded-recipe baseline did not run: {baseline.error}")
+    seeds = [args.seed + offset for offset in range(args.accuracy_seeds)]
+    accuracy_table = ""
     if args.accuracy_steps:
-        train_for_accuracy(variants, args.accuracy_steps)
-    table = report(variants, tokens, float(real_lengths.mean()), args)
-    wall = (f"set-up {setup:.0f} s, throughput {timed:.0f} s, accuracy "
-            f"{time.monotonic() - started - setup - timed:.0f} s")
+        train_for_accuracy(variants, args.accuracy_steps, seeds)
+        accuracy_table = accuracy_report(variants, args.accuracy_steps, seeds)
+        print("\n" + accuracy_table + "\n")
+    accuracy_seconds = time.monotonic() - started - setup - timed
     load = "/".join(f"{value:.1f}" for value in os.getloadavg())
-    print("\n" + table + "\n")
-    print(f"wall time: {wall}; load average {load}", flush=True)
+    print(f"wall time: set-up {setup:.0f} s, throughput {timed:.0f} s, accuracy "
+          f"{accuracy_seconds:.0f} s; load average {load}", flush=True)
     work.cleanup()
     if args.no_write:
         return
-    learning_rate = f"{DEFAULTS.learning_rate:g}".replace("e-0", "e-")  # 5e-5, not 5e-05
-    torch_text = (
-        f" **PyTorch** is the plain loop from transformers' docs in a separate process "
-        f"(bench/torch_training.py in the torch virtualenv, `OMP_WAIT_POLICY=PASSIVE`): "
-        f"`BertForSequenceClassification` (its pooler + dense head) on the same checkpoint, "
-        f"the same rows padded to {args.max_seq_length}, a shuffled `DataLoader` of "
-        f"{BATCH_SIZE}, `torch.optim.AdamW` (lr {learning_rate}, weight decay "
-        f"{DEFAULTS.weight_decay:g}) with the same linear warm-up/decay; this process drives it "
-        f"window by window over a pipe (only one of the two computes at a time), "
-        f"{args.torch_window_steps} steps per window, timed inside the worker."
-        if not args.no_torch else "")
-    write_section("Training throughput", (
-        f"Training examples/s of the BERT classifier on CPU: checkpoint "
-        f"{f'`{args.checkpoint}`' if args.checkpoint else PACKAGED_CHECKPOINT_NAME}, the first "
-        f"{len(labels):,} rows of SST-2 train.tsv, global batch {BATCH_SIZE}, max_seq_length "
-        f"{args.max_seq_length}; optimizer `transformers.create_optimizer` (AdamW, lr "
-        f"{learning_rate}, {DEFAULTS.warmup_fraction:.0%} linear warm-up, weight decay "
-        f"{DEFAULTS.weight_decay:g}), loss sparse categorical cross-entropy on logits. **ours** "
-        f"is the Trainer's input path: texts tokenized by the in-graph `BertTokenizerGraph` "
-        f"into a GZIP TFRecord of unpadded ids, read by `trainer.input_pipeline.make_dataset` "
-        f"(shuffle, length buckets 8 tokens wide up to 64, padding to the bucket bound), into "
-        f"`trainer.model.build_classifier`/`compile_classifier`; at the Trainer's CPU defaults "
-        f"(float32, no XLA) and with `bertpipe run --mixed-precision mixed_bfloat16 --xla` "
-        f"(bfloat16 compute, float32 weights and logits; one XLA compilation per bucket shape, "
-        f"done before timing). **padded recipe** is the transformers-docs recipe: "
-        f"`BertTokenizerFast(padding='max_length', max_length={args.max_seq_length}, "
-        f"truncation=True)`, `from_tensor_slices(...).shuffle(N).batch({BATCH_SIZE}, "
-        f"drop_remainder=True).repeat()` (repeated so that one iterator lasts all windows), "
-        f"into the same classifier, also with the same bf16 + XLA settings, and into "
-        f"`TFBertForSequenceClassification`." + torch_text + f" Each variant: built and "
-        f"traced (ours with one step per length bucket, so every shape is seen before timing; "
-        f"the others with one step), then {args.warmup_steps} warm-up steps once all are "
-        f"traced, then {args.windows} timed windows of {args.window_steps} steps, interleaved "
-        f"across variants window by window; a Keras step is one call of the model's train "
-        f"function (what `model.fit` runs per step) on one persistent iterator per variant. "
-        f"set-up s = building the model, tracing (with XLA: compiling every bucket shape) and "
-        f"those first steps, a one-time cost of each training run that XLA makes larger. "
-        f"examples/s = steps × {BATCH_SIZE} / window seconds; median and min–max over "
-        f"windows; × padded recipe = the variant's rate over the padded recipe's in the same "
-        f"round (median, min–max over rounds). The machine is shared with other engineers' "
-        f"jobs (load average {load} at the end of the run), so absolute rates vary from run "
-        f"to run; the interleaved ratios are the figures to compare."
-        + (f" Accuracy: each variant trained afresh from the checkpoint with the same seed "
-           f"(the same initial weights) for {args.accuracy_steps} steps with `model.fit` on "
-           f"the same rows, evaluated on all {len(test_labels)} rows of SST-2 test.tsv in its "
-           f"own input format." if args.accuracy_steps else "")
-        + f" Wall time: {wall}.\n\n" + table))
+    if table:
+        learning_rate = f"{DEFAULTS.learning_rate:g}".replace("e-0", "e-")  # 5e-5, not 5e-05
+        torch_text = (
+            f" **PyTorch** is the plain loop from transformers' docs in a separate process "
+            f"(bench/torch_training.py in the torch virtualenv, `OMP_WAIT_POLICY=PASSIVE`): "
+            f"`BertForSequenceClassification` (its pooler + dense head) on the same checkpoint, "
+            f"the same rows padded to {args.max_seq_length}, a shuffled `DataLoader` of "
+            f"{BATCH_SIZE}, `torch.optim.AdamW` (lr {learning_rate}, weight decay "
+            f"{DEFAULTS.weight_decay:g}) with the same linear warm-up/decay; this process drives "
+            f"it window by window over a pipe (only one of the two computes at a time), "
+            f"{args.torch_window_steps} steps per window, timed inside the worker."
+            if not args.no_torch else "")
+        write_section("Training throughput", (
+            f"Training examples/s of the BERT classifier on CPU: checkpoint "
+            f"{f'`{args.checkpoint}`' if args.checkpoint else PACKAGED_CHECKPOINT_NAME}, the first "
+            f"{len(labels):,} rows of SST-2 train.tsv, global batch {BATCH_SIZE}, max_seq_length "
+            f"{args.max_seq_length}; optimizer `transformers.create_optimizer` (AdamW, lr "
+            f"{learning_rate}, {DEFAULTS.warmup_fraction:.0%} linear warm-up, weight decay "
+            f"{DEFAULTS.weight_decay:g}), loss sparse categorical cross-entropy on logits. "
+            f"**ours** is the Trainer's input path: texts tokenized by the in-graph "
+            f"`BertTokenizerGraph` into a GZIP TFRecord of unpadded ids, read by "
+            f"`trainer.input_pipeline.make_dataset` "
+            f"(shuffle, length buckets 8 tokens wide up to 64, padding to the bucket bound), into "
+            f"`trainer.model.build_classifier`/`compile_classifier`; at the Trainer's CPU defaults "
+            f"(float32, no XLA) and with `bertpipe run --mixed-precision mixed_bfloat16 --xla` "
+            f"(bfloat16 compute, float32 weights and logits; one XLA compilation per bucket shape, "
+            f"done before timing). **padded recipe** is the transformers-docs recipe: "
+            f"`BertTokenizerFast(padding='max_length', max_length={args.max_seq_length}, "
+            f"truncation=True)`, `from_tensor_slices(...).shuffle(N).batch({BATCH_SIZE}, "
+            f"drop_remainder=True).repeat()` (repeated so that one iterator lasts all windows), "
+            f"into the same classifier, also with the same bf16 + XLA settings, and into "
+            f"`TFBertForSequenceClassification`." + torch_text + f" Each variant: built and "
+            f"traced (ours with one step per length bucket, so every shape is seen before timing; "
+            f"the others with one step), then {args.warmup_steps} warm-up steps once all are "
+            f"traced, then {args.windows} timed windows of {args.window_steps} steps, interleaved "
+            f"across variants window by window; a Keras step is one call of the model's train "
+            f"function (what `model.fit` runs per step) on one persistent iterator per variant. "
+            f"set-up s = building the model, tracing (with XLA: compiling every bucket shape) and "
+            f"those first steps, a one-time cost of each training run that XLA makes larger. "
+            f"examples/s = steps × {BATCH_SIZE} / window seconds; median and min–max over "
+            f"windows; × padded recipe = the variant's rate over the padded recipe's in the same "
+            f"round (median, min–max over rounds). The machine is shared with other engineers' "
+            f"jobs (load average {load} at the end of the run), so absolute rates vary from run "
+            f"to run; the interleaved ratios are the figures to compare. Accuracy after the same "
+            f"number of steps: section \"{ACCURACY_SECTION}\". Wall time: set-up {setup:.0f} "
+            f"s, throughput {timed:.0f} s.\n\n" + table))
+    if accuracy_table:
+        write_section(ACCURACY_SECTION, (
+            f"Does training on length buckets cost accuracy? ours (float32 and "
+            f"mixed_bfloat16 + XLA) and the padded recipe of section \"Training throughput\", each "
+            f"trained afresh from the checkpoint for {args.accuracy_steps} steps of "
+            f"`model.fit` (batch {BATCH_SIZE}, the learning-rate schedule sized to those "
+            f"steps) on the same {len(labels):,} rows, then evaluated on all "
+            f"{len(test_labels)} rows of SST-2 test.tsv in its own input format. The three "
+            f"share the classifier and optimizer; only the input differs (length-bucketed "
+            f"batches padded to the bucket bound vs random batches padded to "
+            f"{args.max_seq_length}). A seed sets the initial head weights, dropout and the "
+            f"shuffle order; every variant runs with each of {len(seeds)} seeds, so the "
+            f"difference from the padded recipe is paired by seed (95% confidence interval "
+            f"from Student's t over the seeds). verdict: better when that interval lies above "
+            f"0, equal when it lies within ±{100 * EQUIVALENCE_MARGIN:g} point (about "
+            f"{EQUIVALENCE_MARGIN * len(test_labels):.0f} of the {len(test_labels)} test "
+            f"sentences; \"lower, by less than\" when within it but below 0), worse when it "
+            f"lies below 0 and reaches past the margin, inconclusive when it straddles 0 and "
+            f"reaches past the margin. Wall time {accuracy_seconds:.0f} s.\n\n"
+            + accuracy_table))
 
 
 if __name__ == "__main__":
