@@ -13,7 +13,6 @@ model's accuracy on test.tsv, the 872-row official GLUE SST-2 dev set (what pape
 from __future__ import annotations
 
 import argparse
-import glob
 import os
 import pathlib
 import shlex
@@ -21,7 +20,7 @@ import tempfile
 import time
 from typing import Optional
 
-from bench_env import REPO, SST2_DIR  # first: sets up the environment TF needs
+from bench_env import REPO, SST2_DIR, sample_tsv  # first: sets up the environment TF needs
 
 from benchmarks_md import write_section  # noqa: E402
 
@@ -40,35 +39,6 @@ COMPONENTS = ["TextExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleVali
               "ServingPusher"]
 
 
-def sample(source: pathlib.Path, rows: int, target: pathlib.Path) -> int:
-    """The header and the first `rows` lines of a TSV file (for a quick check run)."""
-    with open(source, encoding="utf-8") as reader, open(target, "w", encoding="utf-8") as writer:
-        lines = reader.read().splitlines(keepends=True)[: rows + 1]
-        writer.writelines(lines)
-    return len(lines) - 1
-
-
-def evaluation_accuracy(pipeline_root: str) -> float:
-    """The Evaluator's overall accuracy on the eval split (its newest evaluation); the metric
-    is Keras' SparseCategoricalAccuracy (pipeline/eval_config.py)."""
-    from pipeline import run_summary
-    evaluations = sorted(glob.glob(os.path.join(pipeline_root, "Evaluator", "evaluation", "*")),
-                         key=lambda path: int(os.path.basename(path)))
-    if not evaluations:
-        raise RuntimeError(f"no Evaluator output under {pipeline_root}")
-    return run_summary.overall_metrics(evaluations[-1])["sparse_categorical_accuracy"]
-
-
-def trainer_export(pipeline_root: str) -> str:
-    """The serving SavedModel of the Trainer's newest execution."""
-    exports = sorted(glob.glob(os.path.join(pipeline_root, "Trainer", "model", "*",
-                                            "Format-Serving")),
-                     key=lambda path: int(pathlib.Path(path).parent.name))
-    if not exports:
-        raise RuntimeError(f"no Trainer export under {pipeline_root}")
-    return exports[-1]
-
-
 def summarize(config, output: pathlib.Path, data: pathlib.Path, train: pathlib.Path,
               epochs: int, total: Optional[float]):
     """The accuracy table, the timing line and the number of training rows of a finished run."""
@@ -76,13 +46,17 @@ def summarize(config, output: pathlib.Path, data: pathlib.Path, train: pathlib.P
     from pipeline import run_summary
     from serving.predict import accuracy, resolve_saved_model_dir
 
-    times = run_summary.component_wall_times(config)
-    dev_accuracy = evaluation_accuracy(config.resolved().pipeline_root)
+    run = run_summary.latest_run(config)
+    times = {name: entry.seconds for name, entry in run.components.items()}
+    # The Evaluator's overall accuracy on the eval split: Keras' SparseCategoricalAccuracy
+    # (pipeline/eval_config.py).
+    dev_accuracy = run_summary.overall_metrics(run.artifact("Evaluator", "evaluation").uri)[
+        "sparse_categorical_accuracy"]
     pushed = output / "serving" / config.model_name
     if pushed.is_dir():
         model_dir = resolve_saved_model_dir(str(pushed))
     else:  # not blessed: measure the Trainer's export, and say so
-        model_dir = trainer_export(config.resolved().pipeline_root)
+        model_dir = os.path.join(run.artifact("Trainer", "model").uri, "Format-Serving")
         print(f"the model was not blessed, so not pushed: measuring {model_dir}", flush=True)
     texts, labels = read_delimited_file(str(data / "test.tsv"), "sentence", "label")
     test_accuracy = accuracy(model_dir, texts, labels)
@@ -144,7 +118,7 @@ def main() -> None:
     if args.rows:
         train = output / "train_sample.tsv"
         if not args.summarize_only:
-            sample(data / "train.tsv", args.rows, train)
+            sample_tsv(data / "train.tsv", args.rows, train)
     config = PipelineConfig(
         train_data=str(train), eval_data=str(data / "dev.tsv"), text_column="sentence",
         label_column="label", schema_path=str(REPO / "schemas" / "sst2.pbtxt"),

@@ -9,26 +9,16 @@ come from ML Metadata. Writes the table to docs/BENCHMARKS.md.
 from __future__ import annotations
 
 import argparse
-import csv
 import pathlib
 import tempfile
 import time
 
-from bench_env import REPO, SST2_DIR  # first: sets up the environment TF needs
+from bench_env import REPO, SST2_DIR, sample_tsv  # first: sets up the environment TF needs
 
 from benchmarks_md import write_section  # noqa: E402
 
 COMPONENTS = ["TextExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator",
               "ValidationGate", "Transform"]
-
-
-def sample(source: pathlib.Path, rows: int, target: pathlib.Path) -> int:
-    with open(source, encoding="utf-8", newline="") as reader, \
-            open(target, "w", encoding="utf-8", newline="") as writer:
-        lines = list(csv.reader(reader, delimiter="\t", quoting=csv.QUOTE_NONE))[: rows + 1]
-        csv.writer(writer, delimiter="\t", quoting=csv.QUOTE_NONE,
-                   lineterminator="\n").writerows(lines)
-    return len(lines) - 1
 
 
 def main() -> None:
@@ -46,8 +36,8 @@ def main() -> None:
     for rows in args.rows:
         with tempfile.TemporaryDirectory() as work:
             work = pathlib.Path(work)
-            train_rows = sample(data / "train.tsv", rows, work / "train.tsv")
-            eval_rows = sample(data / "dev.tsv", 10**9, work / "dev.tsv")
+            train_rows = sample_tsv(data / "train.tsv", rows, work / "train.tsv")
+            eval_rows = sample_tsv(data / "dev.tsv", 10**9, work / "dev.tsv")
             config = PipelineConfig(train_data=str(work / "train.tsv"),
                                     eval_data=str(work / "dev.tsv"), text_column="sentence",
                                     schema_path=str(REPO / "schemas" / "sst2.pbtxt"),
