@@ -61,17 +61,16 @@ import tf_keras as keras  # noqa: E402
 
 from benchmarks_md import write_section  # noqa: E402
 from components.text_example_gen import read_delimited_file  # noqa: E402
-from pipeline.config import PipelineConfig  # noqa: E402
 from preprocessing.checkpoint import (PACKAGED_CHECKPOINT_NAME,  # noqa: E402
                                       read_tokenizer_settings, resolve_checkpoint)
-from preprocessing.preprocessing import (INPUT_IDS, INPUT_MASK, INPUT_TYPE_IDS,  # noqa: E402
-                                         LABEL)
+from preprocessing.features import INPUT_IDS, INPUT_MASK, INPUT_TYPE_IDS, LABEL  # noqa: E402
 from preprocessing.tokenization import BertTokenizerGraph  # noqa: E402
 from trainer import input_pipeline, model  # noqa: E402
+from trainer.config import TrainingConfig  # noqa: E402
 
 BATCH_SIZE = 32
 NUM_LABELS = 2
-DEFAULTS = PipelineConfig(train_data="-")  # only its training defaults are used
+DEFAULTS = TrainingConfig()  # the Trainer's defaults
 TORCH_WORKER = REPO / "bench" / "torch_training.py"
 TORCH_PYTHON = REPO / "bench" / ".torch-venv" / "bin" / "python"
 FAST = "mixed_bfloat16 + XLA"

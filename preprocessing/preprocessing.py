@@ -17,24 +17,10 @@ import tensorflow_transform as tft
 
 from preprocessing.checkpoint import read_tokenizer_settings
 from preprocessing.tokenization import BertTokenizerGraph
-
-# Transformed feature names (the trainer's input contract).
-INPUT_IDS = "input_ids"
-INPUT_MASK = "input_mask"
-INPUT_TYPE_IDS = "input_type_ids"
-LABEL = "label"
-LABEL_VOCABULARY = "labels"
-# Token-length bucket of each text (with [CLS]/[SEP]), for evaluation slices.
-LENGTH_BUCKET = "length_bucket"
-_LENGTH_BUCKET_BOUNDS = (16, 32, 64)
-_LENGTH_BUCKET_NAMES = ("<=16", "17-32", "33-64", ">64")
-
-# custom_config keys set by pipeline/pipeline.py and components/checkpoint_inputs.py.
-CHECKPOINT_KEY = "pretrained_checkpoint"
-TEXT_FEATURE_KEY = "text_feature"
-LABEL_FEATURE_KEY = "label_feature"
-LABEL_VALUES_KEY = "label_values"
-MAX_SEQ_LENGTH_KEY = "max_seq_length"
+from preprocessing.features import (CHECKPOINT_KEY, INPUT_IDS, LABEL, LABEL_FEATURE_KEY,
+                                    LABEL_VALUES_KEY, LABEL_VOCABULARY, LENGTH_BUCKET,
+                                    LENGTH_BUCKET_BOUNDS, LENGTH_BUCKET_NAMES,
+                                    MAX_SEQ_LENGTH_KEY, TEXT_FEATURE_KEY)
 
 
 def label_values_from_schema(schema_path: str, label_feature: str) -> Optional[List[str]]:
@@ -71,8 +57,8 @@ def preprocessing_fn(inputs: Dict[str, Any], custom_config: Dict[str, Any]) -> D
     outputs = {name: values.to_sparse() for name, values in tokens.items()}
     lengths = tokens[INPUT_IDS].row_lengths()
     outputs[LENGTH_BUCKET] = tf.gather(
-        tf.constant(_LENGTH_BUCKET_NAMES),
-        tf.searchsorted(tf.constant(_LENGTH_BUCKET_BOUNDS, tf.int64), lengths, side="left"))
+        tf.constant(LENGTH_BUCKET_NAMES),
+        tf.searchsorted(tf.constant(LENGTH_BUCKET_BOUNDS, tf.int64), lengths, side="left"))
 
     label = _dense_strings(inputs[custom_config[LABEL_FEATURE_KEY]])
     # Schema order first, so class indices do not depend on label frequencies in this span.

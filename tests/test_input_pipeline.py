@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from preprocessing.preprocessing import INPUT_IDS, INPUT_MASK, INPUT_TYPE_IDS, LABEL
+from preprocessing.features import INPUT_IDS, INPUT_MASK, INPUT_TYPE_IDS, LABEL
 from trainer import input_pipeline
 
 FEATURE_SPEC = {INPUT_IDS: tf.io.VarLenFeature(tf.int64),

@@ -18,7 +18,7 @@ import tensorflow_transform as tft
 from tensorflow.core.protobuf import saved_model_pb2
 
 import trainer_harness
-from preprocessing.preprocessing import LABEL_VOCABULARY
+from preprocessing.features import LABEL_VOCABULARY
 
 SIGNATURES = {"serving_default", "serving_examples", "eval_features"}
 

@@ -18,7 +18,7 @@ import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras as keras
 
-from preprocessing.preprocessing import (INPUT_IDS, INPUT_MASK, INPUT_TYPE_IDS, LABEL,
+from preprocessing.features import (INPUT_IDS, INPUT_MASK, INPUT_TYPE_IDS, LABEL,
                                          LABEL_VOCABULARY, LENGTH_BUCKET)
 from serving.contract import (CLASSES, EVAL_FEATURES_SIGNATURE, EXAMPLES_SIGNATURE,
                               PREDICTED_LABEL, PROBABILITIES, SERVING_SIGNATURE, TEXT_INPUT)

@@ -17,7 +17,7 @@ from typing import Dict, List, Sequence, Tuple
 
 import tensorflow as tf
 
-from preprocessing.preprocessing import INPUT_IDS, INPUT_MASK, INPUT_TYPE_IDS, LABEL
+from preprocessing.features import INPUT_IDS, INPUT_MASK, INPUT_TYPE_IDS, LABEL
 
 _SEQUENCE_FEATURES = (INPUT_IDS, INPUT_MASK, INPUT_TYPE_IDS)
 _SHUFFLE_BUFFER = 10_000

@@ -16,7 +16,7 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # transformers' TF models nee
 import tensorflow as tf  # noqa: E402
 import tf_keras as keras  # noqa: E402
 
-from preprocessing.preprocessing import INPUT_IDS, INPUT_MASK, INPUT_TYPE_IDS  # noqa: E402
+from preprocessing.features import INPUT_IDS, INPUT_MASK, INPUT_TYPE_IDS  # noqa: E402
 
 INPUT_NAMES = (INPUT_IDS, INPUT_MASK, INPUT_TYPE_IDS)
 
