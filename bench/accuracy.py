@@ -52,7 +52,7 @@ def summarize(config, output: pathlib.Path, data: pathlib.Path, train: pathlib.P
     # (pipeline/eval_config.py).
     dev_accuracy = run_summary.overall_metrics(run.artifact("Evaluator", "evaluation").uri)[
         "sparse_categorical_accuracy"]
-    pushed = output / "serving" / config.model_name
+    pushed = output / "serving" / config.serving.model_name
     if pushed.is_dir():
         model_dir = resolve_saved_model_dir(str(pushed))
     else:  # not blessed: measure the Trainer's export, and say so
@@ -119,7 +119,7 @@ def main() -> None:
         train = output / "train_sample.tsv"
         if not args.summarize_only:
             sample_tsv(data / "train.tsv", args.rows, train)
-    config = PipelineConfig(
+    config = PipelineConfig.from_settings(
         train_data=str(train), eval_data=str(data / "dev.tsv"), text_column="sentence",
         label_column="label", schema_path=str(REPO / "schemas" / "sst2.pbtxt"),
         epochs=args.epochs, learning_rate=args.learning_rate,

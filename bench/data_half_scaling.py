@@ -38,7 +38,7 @@ def main() -> None:
             work = pathlib.Path(work)
             train_rows = sample_tsv(data / "train.tsv", rows, work / "train.tsv")
             eval_rows = sample_tsv(data / "dev.tsv", 10**9, work / "dev.tsv")
-            config = PipelineConfig(train_data=str(work / "train.tsv"),
+            config = PipelineConfig.from_settings(train_data=str(work / "train.tsv"),
                                     eval_data=str(work / "dev.tsv"), text_column="sentence",
                                     schema_path=str(REPO / "schemas" / "sst2.pbtxt"),
                                     output_dir=str(work / "runs"), train=False)

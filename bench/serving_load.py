@@ -182,7 +182,7 @@ def main() -> None:
                  "--model-root <serving_root>/<model_name>")
     sentences = read_sentences(pathlib.Path(args.sentences))
 
-    from components.pusher import version_numbers
+    from serving.contract import version_numbers
     from serving import server_process
     from serving.batcher import BatchingOptions
     from serving.servable import Servable

@@ -5,6 +5,9 @@ each run used. TFX's Transform and Trainer have no input for it, so this module 
 subclass whose spec adds a `pretrained_checkpoint` input channel; their executors put the
 artifact's URI into `custom_config['pretrained_checkpoint']`, where the user module reads it.
 One artifact feeds vocabulary, casing and weights: there is no second path that could drift.
+The executors check the checkpoint directory before they use it (config.json, vocab.txt), so
+a cloud run with a wrong --checkpoint fails with the same CheckpointError a local run gives
+before it starts.
 
 Transform also gets the label values of the schema (`custom_config['label_values']`) so the
 label vocabulary follows the schema's order: class indices stay stable across retraining runs.
@@ -24,9 +27,9 @@ from tfx.types import artifact_utils, standard_component_specs
 from tfx.types.component_spec import ChannelParameter
 from tfx.utils import io_utils, json_utils
 
-from preprocessing.preprocessing import (CHECKPOINT_KEY, LABEL_FEATURE_KEY, LABEL_VALUES_KEY,
-                                         label_values_from_schema)
-
+from preprocessing.checkpoint import check_checkpoint_dir
+from preprocessing.features import CHECKPOINT_KEY, LABEL_FEATURE_KEY, LABEL_VALUES_KEY
+from preprocessing.preprocessing import label_values_from_schema
 
 
 class PretrainedCheckpoint(types.Artifact):
@@ -50,6 +53,7 @@ def _move_checkpoint_into_custom_config(
         **extra: Any) -> Tuple[Dict[str, List[types.Artifact]], Dict[str, Any]]:
     input_dict = dict(input_dict)
     checkpoint = artifact_utils.get_single_instance(input_dict.pop(CHECKPOINT_KEY))
+    check_checkpoint_dir(checkpoint.uri)
     custom_config = dict(_custom_config(exec_properties), **extra)
     custom_config[CHECKPOINT_KEY] = checkpoint.uri
     exec_properties = dict(exec_properties)

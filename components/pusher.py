@@ -17,6 +17,9 @@ PushedModel artifact. What it changes:
   next to the versions (`.tmp-<version>-<random>`: TF Serving only loads all-digit names) and
   renamed to `<version>`. A version directory is therefore complete or absent. A crash leaves
   only the temporary directory, and the next push deletes it.
+- A model that is already the newest version (the same SavedModel fingerprint, e.g. the cached
+  model of a rerun that changed only a blessing threshold) is not copied again: the push
+  records that version, so a rerun does not multiply identical versions.
 - models.config gets an entry for each model directory under the serving root. Entries already
   in the file stay as they are: an operator may have changed base_path for a container mount,
   or the version policy. The file is replaced atomically as well.
@@ -52,9 +55,9 @@ from tfx.proto import pusher_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils, proto_utils
 
-SERVING_CONFIG_FILE_NAME = "models.config"
-# TF Serving treats a child of a model's base_path as a version only if its name is a number.
-_VERSION_DIR_NAME = re.compile(r"[0-9]+")
+from serving import contract
+from serving.contract import SERVING_CONFIG_FILE_NAME
+
 _STAGING_PREFIX = ".tmp-"
 # Model names end up in REST paths (/v1/models/<name>) and directory names.
 _MODEL_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
@@ -62,6 +65,9 @@ _MODEL_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 # version rolls out, and rolling back is instant.
 _VERSIONS_SERVED = 2
 _SAVED_MODEL_FILES = ("saved_model.pb", "saved_model.pbtxt")
+FINGERPRINT_FILE_NAME = "fingerprint.pb"  # written by tf.saved_model.save since TF 2.12
+# On the PushedModel: 1 when the model was already the newest version, so none was added.
+ALREADY_SERVED_PROPERTY = "already_served"
 
 
 def is_object_store(path: str) -> bool:
@@ -102,13 +108,8 @@ def serving_location(push_destination: Union[str, pusher_pb2.PushDestination]
 
 
 def version_numbers(model_dir: str) -> List[int]:
-    """The version numbers present in a model directory, in ascending order."""
-    if not tf.io.gfile.isdir(model_dir):
-        return []
-    names = [name.rstrip("/") for name in tf.io.gfile.listdir(model_dir)]
-    return sorted(int(name) for name in names
-                  if _VERSION_DIR_NAME.fullmatch(name)
-                  and tf.io.gfile.isdir(os.path.join(model_dir, name)))
+    """The version numbers present in a model directory (local or object store), ascending."""
+    return contract.version_numbers(model_dir, tf.io.gfile.listdir, tf.io.gfile.isdir)
 
 
 def next_version(model_dir: str) -> int:
@@ -156,6 +157,23 @@ def _check_saved_model(model_path: str) -> None:
                for name in _SAVED_MODEL_FILES):
         raise ValueError(f"{model_path} is not a SavedModel (no saved_model.pb); "
                          "TF Serving could not load it")
+
+
+def newest_version_serving(model_path: str, model_dir: str) -> Optional[Tuple[int, str]]:
+    """(version, its directory) when the newest complete version is the SavedModel at
+    `model_path`: the same fingerprint.pb, TensorFlow's hash of the graph, the signatures and the
+    variables. None when it is another model, or there is no version yet."""
+    fingerprint = os.path.join(model_path, FINGERPRINT_FILE_NAME)
+    complete = [version for version in version_numbers(model_dir)
+                if tf.io.gfile.exists(os.path.join(model_dir, str(version), "saved_model.pb"))]
+    if not complete or not tf.io.gfile.exists(fingerprint):
+        return None
+    version_dir = os.path.join(model_dir, str(complete[-1]))
+    served = os.path.join(version_dir, FINGERPRINT_FILE_NAME)
+    if not tf.io.gfile.exists(served):
+        return None
+    with tf.io.gfile.GFile(fingerprint, "rb") as new, tf.io.gfile.GFile(served, "rb") as old:
+        return (complete[-1], version_dir) if new.read() == old.read() else None
 
 
 def push_model(model_path: str, serving_root: str, model_name: str) -> Tuple[int, str]:
@@ -223,9 +241,7 @@ def read_serving_config(path: str) -> model_server_config_pb2.ModelServerConfig:
 
 def model_names(serving_root: str) -> List[str]:
     """The directories under `serving_root` that hold at least one model version."""
-    return sorted(name.rstrip("/") for name in tf.io.gfile.listdir(serving_root)
-                  if not name.startswith(".")
-                  and version_numbers(os.path.join(serving_root, name)))
+    return contract.model_names(serving_root, tf.io.gfile.listdir, tf.io.gfile.isdir)
 
 
 def add_model_entries(config: model_server_config_pb2.ModelServerConfig, serving_root: str
@@ -294,8 +310,16 @@ class Executor(pusher_executor.Executor):
         # As upstream, the PushedModel artifact keeps a copy of what was pushed. Copying it
         # first means that a failed copy leaves nothing in the serving root.
         io_utils.copy_dir(model_path, pushed_model.uri)
-        push = push_model_to_object_store if is_object_store(serving_root) else push_model
-        version, version_dir = push(model_path, serving_root, model_name)
+        served = newest_version_serving(model_path, os.path.join(serving_root, model_name))
+        if served is not None:
+            # E.g. a rerun with a changed blessing threshold: the Trainer was cached, so the
+            # model is the one already served. A copy as a new version would change nothing.
+            version, version_dir = served
+            pushed_model.set_int_custom_property(ALREADY_SERVED_PROPERTY, 1)
+            logging.info("Model %s is already served as version %d", model_path, version)
+        else:
+            push = push_model_to_object_store if is_object_store(serving_root) else push_model
+            version, version_dir = push(model_path, serving_root, model_name)
         write_serving_config(add_model_entries(serving_config, serving_root), config_path)
         self._MarkPushed(pushed_model, pushed_destination=version_dir,
                          pushed_version=str(version))
@@ -305,7 +329,9 @@ class ServingPusher(Pusher):
     """Pushes a blessed model to `<serving_root>/<model_name>/<version>/` for TF Serving.
 
     Output `pushed_model` (PushedModel) has the custom properties `pushed` (1/0),
-    `pushed_destination` (the version directory) and `pushed_version`, as with TFX's Pusher.
+    `pushed_destination` (the version directory) and `pushed_version`, as with TFX's Pusher;
+    `already_served` is 1 when the model was the newest version already (same fingerprint),
+    so no new version was written.
     """
 
     EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)

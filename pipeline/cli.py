@@ -1,7 +1,8 @@
 """The `bertpipe` command: run the pipeline, check the tokenizer, show what is installed.
 
-Every PipelineConfig field is a `bertpipe run` flag (--train-data, --max-seq-length, ...), made
-from the dataclass itself, so the command line and the config cannot disagree.
+Every setting of PipelineConfig's sections is a `bertpipe run` flag (--train-data,
+--max-seq-length, ...), made from the dataclasses themselves and grouped by section in --help,
+so the command line and the config cannot disagree.
 """
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ import os
 import sys
 import typing
 import warnings
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
-from pipeline.config import ConfigError, PipelineConfig
+from pipeline.config import (SECTIONS, ConfigError, DataConfig, ModelConfig, PipelineConfig,
+                             ServingConfig, flag_of)
 
 # Errors users cause and can fix: printed as a message, exit status 2, no traceback.
 _EXIT_USER_ERROR = 2
@@ -25,40 +27,52 @@ _FLAG_ALIASES = {"train_data": ["--data"]}
 
 
 def _add_config_flags(parser: argparse.ArgumentParser) -> None:
-    hints = typing.get_type_hints(PipelineConfig)
-    for field in dataclasses.fields(PipelineConfig):
-        flags = ["--" + field.name.replace("_", "-"), *_FLAG_ALIASES.get(field.name, [])]
-        hint = hints[field.name]
+    """One flag per setting, grouped by section in --help, with the section's default."""
+    groups = {}
+    for section, field in PipelineConfig.fields():
+        if section not in groups:
+            section_class = SECTIONS[section]
+            groups[section] = parser.add_argument_group(
+                f"{section} settings", (section_class.__doc__ or "").split("\n\n")[0])
+        group = groups[section]
+        hint = typing.get_type_hints(SECTIONS[section])[field.name]
+        flags = [flag_of(field.name), *_FLAG_ALIASES.get(field.name, [])]
         default = (field.default_factory() if field.default_factory is not dataclasses.MISSING
                    else field.default)
-        if hint is bool:
-            parser.add_argument(*flags, dest=field.name, default=default,
-                                action=argparse.BooleanOptionalAction)
-        elif hint == List[str]:
-            parser.add_argument(*flags, dest=field.name, default=default, nargs="*",
-                                help=f"default: {' '.join(default)}")
+        if hint in (bool, Optional[bool]):
+            group.add_argument(*flags, dest=field.name, default=default,
+                               action=argparse.BooleanOptionalAction,
+                               help=_DEFAULT_HELP.get(field.name))
+        elif hint == Tuple[str, ...]:
+            group.add_argument(*flags, dest=field.name, default=default, nargs="*",
+                               help=f"default: {' '.join(default) or '(none)'}")
         else:
-            parser.add_argument(*flags, dest=field.name, type=hint, default=default,
-                                help=f"default: {default!r}")
+            group.add_argument(*flags, dest=field.name, type=hint, default=default,
+                               help=f"default: {default!r}")
+
+
+# Settings whose default is a rule rather than a value.
+_DEFAULT_HELP = {"warm_start": "default: on when --train-data has {SPAN} (retraining on new "
+                               "spans), off otherwise (a rerun reuses the cached model)"}
 
 
 def _config_from_args(args: argparse.Namespace) -> PipelineConfig:
-    return PipelineConfig(**{field.name: getattr(args, field.name)
-                             for field in dataclasses.fields(PipelineConfig)})
+    return PipelineConfig.from_settings(**{field.name: getattr(args, field.name)
+                                           for _, field in PipelineConfig.fields()})
 
 
 def _user_errors():
-    from components.serving_check import ServingCheckError
     from components.text_example_gen import InputDataError
     from components.validation_gate import DataValidationError
     from pipeline.cloud_jobs import CloudJobError
     from pipeline.kubeflow_v2_runner import CloudConfigError
-    from pipeline.report import ReportError
+    from pipeline.runs import RunStoreError
     from preprocessing.checkpoint import CheckpointError
     from serving.client import ServingClientError
     from serving.errors import ServeError
+    from serving.servability import ServingCheckError
     return (ConfigError, CloudConfigError, CloudJobError, InputDataError, DataValidationError,
-            CheckpointError, ServingCheckError, ServingClientError, ServeError, ReportError)
+            CheckpointError, ServingCheckError, ServingClientError, ServeError, RunStoreError)
 
 
 def find_user_error(error: BaseException) -> Optional[BaseException]:
@@ -77,14 +91,14 @@ def _report_failed_run(config: PipelineConfig) -> None:
     """The report of a run that stopped (e.g. on bad data) shows where and why, if it can."""
     from pipeline import report
     try:
-        print(f"report: {report.write_report(report.run_dir_of(config))}", file=sys.stderr)
+        print(f"report: {report.write_report(config.run_dir)}", file=sys.stderr)
     except Exception as error:  # pylint: disable=broad-except  (the run's error matters more)
         logging.warning("no report for the failed run: %s", error)
 
 
 def command_run(args: argparse.Namespace) -> int:
-    from pipeline import local_runner, report, run_summary, spans
-    config = _config_from_args(args)
+    from pipeline import local_inputs, local_runner, report, run_summary, runs, spans
+    config = local_inputs.prepare_local_run(_config_from_args(args))
     nothing_to_do = spans.already_processed(config)
     if nothing_to_do:
         print(nothing_to_do)
@@ -94,13 +108,13 @@ def command_run(args: argparse.Namespace) -> int:
     except Exception:
         _report_failed_run(config)
         raise
-    print(f"pipeline root: {config.resolved().pipeline_root}")
-    for component, seconds in run_summary.component_wall_times(config).items():
-        print(f"  {component:<30} {seconds:8.1f} s")
-    summary = run_summary.describe_latest_run(config)
+    print(f"pipeline root: {config.pipeline_root}")
+    run = runs.read_run(config.run_dir)
+    print("\n".join(run_summary.component_lines(run)))
+    summary = run_summary.describe_run(run)
     if summary:
         print(summary)
-    print(f"report: {report.write_report(report.run_dir_of(config))}")
+    print(f"report: {report.write_report(config.run_dir)}")
     return 0
 
 
@@ -109,9 +123,13 @@ def command_compile(args: argparse.Namespace) -> int:
     config = _config_from_args(args)
     job = kubeflow_v2_runner.compile_pipeline(config, args.output)  # CloudConfigError: exit 2
     tasks = job["pipelineSpec"]["root"]["dag"]["tasks"]
-    print(f"wrote {args.output} ({args.target}): pipeline {config.pipeline_name!r}, "
-          f"{len(tasks)} tasks, image {config.image}, pipeline root "
+    print(f"wrote {args.output} ({args.target}): pipeline {config.runtime.pipeline_name!r}, "
+          f"{len(tasks)} tasks, image {config.runtime.image}, pipeline root "
           f"{job['runtimeConfig']['gcsOutputDirectory']}")
+    if config.runtime.train and not config.data.label_values:
+        print("note: no --label-values: the Evaluator computes overall metrics only (per-class "
+              "metrics need the label values in class order; a gs:// schema is not read when "
+              "compiling)")
     return 0
 
 
@@ -122,7 +140,8 @@ def _job_spec(args: argparse.Namespace) -> str:
     import tempfile
     from pipeline import kubeflow_v2_runner
     config = _config_from_args(args)
-    path = os.path.join(tempfile.mkdtemp(prefix="bertpipe-"), f"{config.pipeline_name}.json")
+    path = os.path.join(tempfile.mkdtemp(prefix="bertpipe-"),
+                        f"{config.runtime.pipeline_name}.json")
     kubeflow_v2_runner.compile_pipeline(config, path)
     return path
 
@@ -217,7 +236,7 @@ def command_serve(args: argparse.Namespace) -> int:
 
 def command_report(args: argparse.Namespace) -> int:
     from pipeline import report
-    path = report.write_report(args.run_dir, args.output, args.run_id)  # ReportError: exit 2
+    path = report.write_report(args.run_dir, args.output, args.run_id)  # RunStoreError: exit 2
     print(f"report: {path}")
     return 0
 
@@ -284,7 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="the column to tokenize (default: the first column)")
     check.add_argument("--data-format", default="auto")
     check.add_argument("--max-seq-length", type=int,
-                       default=PipelineConfig.max_seq_length)
+                       default=ModelConfig.max_seq_length)
     check.add_argument("--transform-graph", default=None,
                        help="a Transform output of a pipeline run (default: build the graph "
                             "from preprocessing_fn with TF Transform)")
@@ -297,7 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--url", help="a running TF Serving or `bertpipe serve`: "
                                      "http://HOST:PORT (REST), grpc://HOST:PORT (gRPC)")
     predict.add_argument("--grpc", action="store_true", help="--url HOST:PORT is gRPC")
-    predict.add_argument("--model-name", default=PipelineConfig.model_name,
+    predict.add_argument("--model-name", default=ServingConfig.model_name,
                          help="with --url: the served model (default: %(default)s)")
     predict.add_argument("--model-version", type=int, default=None,
                          help="with --url: a specific version (default: the latest)")
@@ -315,8 +334,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--model", required=True,
                           help="a SavedModel, or <serving_root>/<model_name> (latest version)")
     evaluate.add_argument("--data", required=True)
-    evaluate.add_argument("--text-column", default=PipelineConfig.text_column)
-    evaluate.add_argument("--label-column", default=PipelineConfig.label_column)
+    evaluate.add_argument("--text-column", default=DataConfig.text_column)
+    evaluate.add_argument("--label-column", default=DataConfig.label_column)
     evaluate.set_defaults(handler=command_evaluate)
 
     report = commands.add_parser("report", help="write the HTML report of a pipeline run "

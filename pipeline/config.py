@@ -27,7 +27,8 @@ import dataclasses
 import os
 from typing import Any, Dict, Iterator, List, Tuple
 
-from trainer.config import ConfigError, TrainingConfig, check_at_least, check_choice, flag_of
+from trainer.config import (ConfigError, TrainerSettings, TrainingConfig, check_at_least,
+                            check_choice, flag_of)
 
 __all__ = ["ConfigError", "PipelineConfig", "DataConfig", "ModelConfig", "TrainingConfig",
            "EvaluationConfig", "ServingConfig", "RuntimeConfig", "flag_of", "run_layout"]
@@ -284,6 +285,13 @@ class PipelineConfig:
     def model_dir(self) -> str:
         """<serving root>/<model_name>: TF Serving's model base path, numbered versions."""
         return os.path.join(self.serving_model_root, self.serving.model_name)
+
+    def trainer_settings(self) -> TrainerSettings:
+        """What the Trainer is given: its section and the few facts of others it needs."""
+        return TrainerSettings(training=self.training, text_feature=self.data.text_column,
+                               label_feature=self.data.label_column,
+                               max_seq_length=self.model.max_seq_length,
+                               backup_root=self.backup_root)
 
     def resolved(self) -> "PipelineConfig":
         """A copy with local paths made absolute (TFX artifacts need absolute URIs) and

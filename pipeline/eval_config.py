@@ -3,8 +3,11 @@
 Labels are the class indices the Transform graph assigns (the model's `eval_features`
 signature), predictions the `probabilities` of its `serving_examples` signature. Per-class
 metrics (precision, recall, F1, AUC, calibration) need the label count when the pipeline is
-built: it comes from the curated schema's label domain. On a first run with an inferred schema,
-only the overall metrics and the multi-class confusion matrix are computed.
+built: it comes from `label_values` (--label-values, or the curated schema's label domain when
+that is a file of this machine: pipeline/local_inputs.py); it is never read from cloud storage
+here. Without label values (a first run with an inferred schema, or a compile with a gs://
+schema and no --label-values) only the overall metrics and the multi-class confusion matrix are
+computed.
 
 The blessing thresholds apply to the overall slice only. The length-bucket slices are reported
 but not gated: a bucket of a few examples (e.g. the few long texts of a small eval set) would
@@ -12,18 +15,22 @@ make the blessing a coin toss.
 """
 from __future__ import annotations
 
+from typing import Sequence
+
 import tensorflow_model_analysis as tfma
 
-from pipeline.config import PipelineConfig
-from preprocessing.preprocessing import LABEL, LENGTH_BUCKET, label_values_from_schema
+from pipeline.config import EvaluationConfig
+from preprocessing.features import LABEL, LENGTH_BUCKET
 from serving.contract import EVAL_FEATURES_SIGNATURE, EXAMPLES_SIGNATURE, PROBABILITIES
 
-def make_eval_config(config: PipelineConfig) -> tfma.EvalConfig:
+
+def make_eval_config(evaluation: EvaluationConfig, label_values: Sequence[str] = ()
+                     ) -> tfma.EvalConfig:
     accuracy_threshold = tfma.MetricThreshold(
-        value_threshold=tfma.GenericValueThreshold(lower_bound={"value": config.min_accuracy}),
+        value_threshold=tfma.GenericValueThreshold(lower_bound={"value": evaluation.min_accuracy}),
         change_threshold=tfma.GenericChangeThreshold(
             direction=tfma.MetricDirection.HIGHER_IS_BETTER,
-            absolute={"value": -config.max_accuracy_drop}))
+            absolute={"value": -evaluation.max_accuracy_drop}))
     overall = tfma.MetricsSpec(metrics=[
         tfma.MetricConfig(class_name="ExampleCount"),
         tfma.MetricConfig(class_name="SparseCategoricalAccuracy", per_slice_thresholds=[
@@ -33,11 +40,10 @@ def make_eval_config(config: PipelineConfig) -> tfma.EvalConfig:
         tfma.MetricConfig(class_name="MultiClassConfusionMatrixPlot"),
     ])
     metrics_specs = [overall]
-    labels = (label_values_from_schema(config.schema_path, config.label_column)
-              if config.schema_path else None)
-    if labels:
+    if label_values:
         metrics_specs.append(tfma.MetricsSpec(
-            binarize=tfma.BinarizationOptions(class_ids={"values": list(range(len(labels)))}),
+            binarize=tfma.BinarizationOptions(
+                class_ids={"values": list(range(len(label_values)))}),
             metrics=[tfma.MetricConfig(class_name=name) for name in (
                 "Precision", "Recall", "F1Score", "AUC", "Calibration", "CalibrationPlot")]))
     return tfma.EvalConfig(

@@ -9,20 +9,20 @@ backend runs. Every task runs in `config.image`, the pipeline image the Dockerfi
 
 Paths. The pipeline's pods run elsewhere and cannot read this machine's files, so no path of
 this machine may go into the spec:
-- Every path field of the config must be a gs:// URI (PATH_FIELDS). eval_data, schema_path and
+- Every path setting must be a gs:// URI (PATH_FIELDS). eval_data, schema_path and
   serving_root may be empty; then they are unused or derived from output_dir.
 - The checkpoint must be a gs:// URI of a Hugging Face model directory. '' (the packaged MiniLM)
-  and a local directory are paths of this machine. A hub id is no way out either:
-  create_pipeline downloads it into this machine's Hugging Face cache and imports that
-  directory. Copy the checkpoint to GCS first.
+  and a local directory are paths of this machine, and a hub id would have to be downloaded
+  into this machine's cache. Copy the checkpoint to GCS first.
 - beam_args must not contain local paths.
 - The compiled spec is then searched for paths of this machine (repository, working and home
   directories, temp directory, virtualenv). If one is found, the runner raises and writes nothing.
-The checks raise CloudConfigError, a ValueError that names the offending field and its flag.
+The checks raise CloudConfigError, a ValueError that names the offending setting and its flag.
 
-Reads at compile time. create_pipeline checks the checkpoint (config.json, vocab.txt) and reads
-the schema's label domain (for the Evaluator's per-class metrics). So the compiling machine
-needs read access to those two objects. Compiling writes nothing to GCS.
+Nothing is read. Compiling needs no credentials and no network: create_pipeline builds the DAG
+from the settings alone. The checkpoint is checked where it is used (the Transform and Trainer
+executors, in the pipeline's pods), the schema by ImportSchemaGen. The label values for the
+Evaluator's per-class metrics come from --label-values (a gs:// schema is not read here).
 
 ML Metadata. KFP and Vertex AI record metadata themselves: create_pipeline sets no metadata
 connection (the local runner adds its SQLite store), so none goes into the spec.
@@ -38,10 +38,10 @@ import sys
 import tempfile
 from typing import Any, Dict, List, Optional
 
-from pipeline.config import PipelineConfig
+from pipeline.config import PipelineConfig, flag_of
 
 REMOTE_PREFIX = "gs://"
-# Config fields that hold paths. The ones in OPTIONAL_PATH_FIELDS may be empty.
+# Settings that hold paths. The ones in OPTIONAL_PATH_FIELDS may be empty.
 PATH_FIELDS = ("train_data", "eval_data", "checkpoint", "schema_path", "output_dir",
                "serving_root")
 OPTIONAL_PATH_FIELDS = frozenset({"eval_data", "schema_path", "serving_root"})
@@ -50,10 +50,6 @@ _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 class CloudConfigError(ValueError):
     """A config that cannot be compiled for a cloud run; the message names the field."""
-
-
-def _flag(field: str) -> str:
-    return "--" + field.replace("_", "-")
 
 
 def _is_remote(value: str) -> bool:
@@ -66,15 +62,16 @@ def _looks_like_local_path(value: str) -> bool:
 
 def check_cloud_config(config: PipelineConfig) -> None:
     """Raises CloudConfigError unless every path of `config` is a gs:// URI."""
+    settings = config.settings()
     for field in PATH_FIELDS:
-        value = getattr(config, field)
+        value = settings[field]
         if (not value and field in OPTIONAL_PATH_FIELDS) or _is_remote(value):
             continue
         if field == "checkpoint":
             what = ("empty, which means the packaged MiniLM directory of this machine"
                     if not value else "not a gs:// URI")
             raise CloudConfigError(
-                f"checkpoint ({_flag(field)}) {value!r} is {what}. For kubeflow-v2 the "
+                f"checkpoint ({flag_of(field)}) {value!r} is {what}. For kubeflow-v2 the "
                 "checkpoint must be a gs:// URI of a Hugging Face model directory (config.json, "
                 "vocab.txt, tokenizer_config.json, weights). A local directory is a path of "
                 "this machine, and a hub id would be downloaded into this machine's Hugging "
@@ -82,10 +79,10 @@ def check_cloud_config(config: PipelineConfig) -> None:
                 "to GCS (`bertpipe info` prints the packaged one), e.g. "
                 "`gsutil -m cp -r DIR gs://BUCKET/checkpoints/NAME`, and pass that URI.")
         raise CloudConfigError(
-            f"{field} ({_flag(field)}) is {value!r}: for kubeflow-v2 every path must be a "
+            f"{field} ({flag_of(field)}) is {value!r}: for kubeflow-v2 every path must be a "
             "gs:// URI. The pipeline's pods cannot read this machine's files, and no local "
             "path may go into the pipeline spec.")
-    for arg in config.beam_pipeline_args:
+    for arg in config.runtime.beam_pipeline_args:
         value = arg.partition("=")[2] if arg.startswith("--") else arg
         if _looks_like_local_path(value):
             raise CloudConfigError(
@@ -93,37 +90,14 @@ def check_cloud_config(config: PipelineConfig) -> None:
                 "gs:// URIs (e.g. --temp_location=gs://BUCKET/tmp).")
 
 
-def _check_readable(field: str, uri: str, must_exist: bool) -> None:
-    """Turns a storage access error (no credentials, no permission) into a CloudConfigError."""
-    import tensorflow as tf
-    try:
-        exists = tf.io.gfile.exists(uri)
-    except tf.errors.OpError as error:
-        raise CloudConfigError(
-            f"{field} ({_flag(field)}): cannot read {uri}: {error.message}. Compiling checks "
-            "the checkpoint and reads the schema, so this machine needs read access to them "
-            "(e.g. roles/storage.objectViewer; `gcloud auth application-default login`).") \
-            from error
-    if must_exist and not exists:
-        raise CloudConfigError(f"{field} ({_flag(field)}): {uri} does not exist")
-
-
 def build_pipeline(config: PipelineConfig):
     """create_pipeline(config) for a cloud run: checked paths, no local metadata config."""
     from pipeline.pipeline import create_pipeline
-    from preprocessing.checkpoint import CheckpointError
     check_cloud_config(config)
-    _check_readable("checkpoint", config.checkpoint.rstrip("/") + "/config.json",
-                    must_exist=False)  # resolve_checkpoint says what is missing
-    if config.schema_path:
-        _check_readable("schema_path", config.schema_path, must_exist=True)
     try:
-        pipeline = create_pipeline(config)
-    except CheckpointError:
-        raise
+        return create_pipeline(config)
     except ValueError as error:  # e.g. a component that refuses a setting
         raise CloudConfigError(f"create_pipeline refused the config: {error}") from error
-    return pipeline
 
 
 def local_path_prefixes() -> List[str]:
@@ -159,7 +133,7 @@ def compile_pipeline(config: PipelineConfig, output_file: str) -> Dict[str, Any]
     of this machine ends up in the spec. In that case nothing is written.
     """
     from tfx import v1 as tfx
-    image = config.image
+    image = config.runtime.image
     if not image or any(character.isspace() for character in image):
         raise CloudConfigError(f"image (--image) {image!r} is not a container image name")
     pipeline = build_pipeline(config)

@@ -4,14 +4,15 @@ from __future__ import annotations
 from tfx import v1 as tfx
 
 from pipeline.config import PipelineConfig
+from pipeline.local_inputs import prepare_local_run
 from pipeline.pipeline import create_pipeline
 
 
 def run(config: PipelineConfig) -> None:
+    config = prepare_local_run(config)
     pipeline = create_pipeline(config)
     # The local run keeps ML Metadata in SQLite beside the pipeline root (Kubeflow and Vertex
     # bring their own store).
     pipeline.metadata_connection_config = \
-        tfx.orchestration.metadata.sqlite_metadata_connection_config(
-            config.resolved().metadata_path)
+        tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path)
     tfx.orchestration.LocalDagRunner().run(pipeline)

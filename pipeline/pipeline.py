@@ -1,4 +1,4 @@
-"""The pipeline: which components run, and what feeds what. Nothing else lives here.
+"""The pipeline: which components run, what feeds what, and which settings each one gets.
 
   PretrainedCheckpoint (Importer) ------------------------------+----------+
   ExampleGen -> StatisticsGen -> SchemaGen | ImportSchemaGen    |          |
@@ -6,10 +6,14 @@
   LatestBlessedModel (Resolver) -> Trainer (warm start), Evaluator (baseline)
   Trainer -> Evaluator, ServingCheck
   Evaluator (blessing) + ServingCheck (infra blessing) -> ServingPusher
+
+`create_pipeline` only builds the DAG: it reads no file and touches no network or cloud API, so
+it compiles on any machine (pipeline/kubeflow_v2_runner.py). What a local run must read first is
+settled by pipeline/local_inputs.py. Each component is given only the settings it uses, so TFX's
+cache reruns exactly the components a changed setting affects: a new blessing threshold reruns
+the Evaluator and what follows it, not Transform or the Trainer.
 """
 from __future__ import annotations
-
-import dataclasses
 
 from tfx import v1 as tfx
 
@@ -18,31 +22,33 @@ from components.pusher import ServingPusher
 from components.serving_check import ServingCheck
 from components.text_example_gen import TextExampleGen
 from components.validation_gate import ValidationGate
+from pipeline import user_code
 from pipeline.config import PipelineConfig
 from pipeline.data_inputs import example_gen_inputs
 from pipeline.eval_config import make_eval_config
-from preprocessing import preprocessing
-from preprocessing.checkpoint import resolve_checkpoint
-from trainer import task
+from preprocessing.features import LABEL_FEATURE_KEY, MAX_SEQ_LENGTH_KEY, TEXT_FEATURE_KEY
 
 
 def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
+    """The pipeline of `config`, whose paths must be URIs or paths and whose checkpoint a
+    directory URI (local_inputs.prepare_local_run settles them for a local run)."""
     config = config.resolved()
-    checkpoint = checkpoint_importer(resolve_checkpoint(config.checkpoint))
+    data, model, runtime = config.data, config.model, config.runtime
+    checkpoint = checkpoint_importer(model.checkpoint)
 
-    input_base, input_config, output_config = example_gen_inputs(config)
-    if config.data_format == "tfrecord":
+    input_base, input_config, output_config = example_gen_inputs(data)
+    if data.data_format == "tfrecord":
         example_gen = tfx.components.ImportExampleGen(
             input_base=input_base, input_config=input_config, output_config=output_config)
     else:
         example_gen = TextExampleGen(
             input_base=input_base, input_config=input_config, output_config=output_config,
-            text_column=config.text_column, label_column=config.label_column,
-            data_format=config.data_format, span_window=config.span_window)
+            text_column=data.text_column, label_column=data.label_column,
+            data_format=data.data_format, span_window=data.span_window)
 
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
-    if config.schema_path:
-        schema_gen = tfx.components.ImportSchemaGen(schema_file=config.schema_path)
+    if data.schema_path:
+        schema_gen = tfx.components.ImportSchemaGen(schema_file=data.schema_path)
     else:  # First run: infer from the training split only, so eval data is checked against it.
         schema_gen = tfx.components.SchemaGen(
             statistics=statistics_gen.outputs["statistics"], exclude_splits=["eval"])
@@ -53,17 +59,17 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
     transform = Transform(
         pretrained_checkpoint=checkpoint.outputs["result"],
         examples=example_gen.outputs["examples"], schema=schema_gen.outputs["schema"],
-        preprocessing_fn=f"{preprocessing.__name__}.preprocessing_fn",
-        custom_config={preprocessing.TEXT_FEATURE_KEY: config.text_column,
-                       preprocessing.LABEL_FEATURE_KEY: config.label_column,
-                       preprocessing.MAX_SEQ_LENGTH_KEY: config.max_seq_length})
+        preprocessing_fn=user_code.PREPROCESSING_FN,
+        custom_config={TEXT_FEATURE_KEY: data.text_column, LABEL_FEATURE_KEY: data.label_column,
+                       MAX_SEQ_LENGTH_KEY: model.max_seq_length})
     transform.add_upstream_node(validation_gate)  # anomalies stop the run before Transform
     components = [checkpoint, example_gen, statistics_gen, schema_gen, example_validator,
                   validation_gate, transform]
-    if not config.train:
+    if not runtime.train:
         return _pipeline(config, components)
 
-    # The latest blessed model: the Trainer's warm start and the Evaluator's baseline.
+    # The latest blessed model: the Evaluator's baseline, and the Trainer's warm start when
+    # that is on (by default when retraining on {SPAN} data).
     baseline_model = tfx.dsl.Resolver(
         strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
         model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
@@ -71,21 +77,22 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
     ).with_id("latest_blessed_model_resolver")
     trainer = Trainer(
         pretrained_checkpoint=checkpoint.outputs["result"],
-        run_fn=f"{task.__name__}.run_fn",
+        run_fn=user_code.RUN_FN,
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=schema_gen.outputs["schema"],
-        base_model=baseline_model.outputs["model"] if config.warm_start else None,
-        custom_config={task.PIPELINE_CONFIG_KEY: dataclasses.asdict(config)})
+        base_model=baseline_model.outputs["model"] if config.training.warm_start else None,
+        custom_config=config.trainer_settings().to_custom_config())
     evaluator = tfx.components.Evaluator(
         examples=example_gen.outputs["examples"], model=trainer.outputs["model"],
-        baseline_model=baseline_model.outputs["model"], eval_config=make_eval_config(config))
+        baseline_model=baseline_model.outputs["model"],
+        eval_config=make_eval_config(config.evaluation, data.label_values))
 
     serving_check = ServingCheck(model=trainer.outputs["model"])  # servable by TF Serving?
     pusher = ServingPusher(
         model=trainer.outputs["model"], model_blessing=evaluator.outputs["blessing"],
         infra_blessing=serving_check.outputs["blessing"],
-        serving_root=config.serving_model_root, model_name=config.model_name)
+        serving_root=config.serving_model_root, model_name=config.serving.model_name)
 
     return _pipeline(config, components + [baseline_model, trainer, evaluator, serving_check,
                                            pusher])
@@ -93,9 +100,9 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
 
 def _pipeline(config: PipelineConfig, components) -> tfx.dsl.Pipeline:
     return tfx.dsl.Pipeline(
-        pipeline_name=config.pipeline_name,
+        pipeline_name=config.runtime.pipeline_name,
         pipeline_root=config.pipeline_root,
         components=components,
-        enable_cache=config.enable_cache,
-        beam_pipeline_args=config.beam_pipeline_args,
+        enable_cache=config.runtime.enable_cache,
+        beam_pipeline_args=config.runtime.beam_pipeline_args,
     )

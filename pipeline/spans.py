@@ -1,28 +1,36 @@
-"""Span-based retraining: which span a run would read, and whether a run already processed it.
+"""Span-based retraining: which span a run would read, and whether a run already computed it.
 
 With `{SPAN}` in the training data pattern, ExampleGen reads the latest span (TFX's own span
 resolution, used here unchanged). A scheduled job calls `bertpipe run` whether or not new data
-has arrived; `already_processed` lets that call end at once when the latest span, with the same
-files (TFX's input fingerprint), has been through a complete run of this pipeline: no new
-training, no new push. TFX caching alone cannot decide this, because the Trainer's warm start
-and the Evaluator's baseline (the latest blessed model) change after every blessed run.
+has arrived; `already_processed` lets that call end at once when a complete run of this pipeline
+has already computed what this one would: the latest span with the same files (TFX's input
+fingerprint), and the same settings that shape the model (the checkpoint, the schema and the
+execution properties of Transform and the Trainer, as the pipeline definition would give them).
+A changed training setting (say --learning-rate) therefore trains; a changed blessing threshold
+alone does not, since it shapes no model (use --no-skip-processed-span to re-evaluate).
+TFX caching alone cannot decide this, because the Trainer's warm start and the Evaluator's
+baseline (the latest blessed model) change after every blessed run.
 """
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
-from typing import Optional
+from typing import Any, Dict, Optional
 
-from ml_metadata.proto import metadata_store_pb2
 from tfx.components.example_gen import utils as example_gen_utils
+from tfx.utils import json_utils
 
+from pipeline import runs
 from pipeline.config import PipelineConfig
 from pipeline.data_inputs import example_gen_inputs
-from pipeline.run_summary import metadata_store_of
 
 # The last component of a complete run: the pusher, or Transform for a data-half-only run.
 _FINAL_COMPONENT = {True: "ServingPusher", False: "Transform"}
-_DONE = (metadata_store_pb2.Execution.COMPLETE, metadata_store_pb2.Execution.CACHED)
+# The components whose execution properties shape the model, and those properties.
+_MODEL_SETTINGS = {"ImportSchemaGen": ("schema_file",), "Transform": ("custom_config",),
+                   "Trainer": ("custom_config",)}
+_CHECKPOINT = ("PretrainedCheckpointImporter", "result")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,55 +43,65 @@ class SpanInput:
 def latest_span(config: PipelineConfig) -> Optional[SpanInput]:
     """The span ExampleGen would read now, or None when the data has no {SPAN}."""
     config = config.resolved()
-    if "{SPAN" not in config.train_data:
+    if not config.data.has_spans:
         return None
-    input_base, input_config, _ = example_gen_inputs(config)
+    input_base, input_config, _ = example_gen_inputs(config.data)
     fingerprint, span, version = \
         example_gen_utils.calculate_splits_fingerprint_span_and_version(
             input_base, input_config.splits)
     return SpanInput(span, version, fingerprint)
 
 
-def _int_property(artifact, name: str) -> Optional[int]:
-    value = artifact.custom_properties.get(name)
-    return value.int_value if value is not None else None
+def _normalized(value: Any) -> Any:
+    """A property as ML Metadata records it: dicts (custom_config) as parsed JSON."""
+    if isinstance(value, str) and value.startswith("{"):
+        return json.loads(value)
+    if isinstance(value, dict):
+        return json.loads(json_utils.dumps(value))
+    return value
+
+
+def model_settings(config: PipelineConfig) -> Dict[str, Any]:
+    """What shapes the model of a run of `config` (prepared: local_inputs.prepare_local_run),
+    as the pipeline definition hands it to the components."""
+    from pipeline.pipeline import create_pipeline
+    components = {component.id: component for component in create_pipeline(config).components}
+    settings = {f"{node}.{name}": _normalized(components[node].exec_properties.get(name))
+                for node, names in _MODEL_SETTINGS.items() if node in components
+                for name in names}
+    settings["checkpoint"] = config.model.checkpoint
+    return settings
+
+
+def _recorded_model_settings(run: runs.PipelineRun) -> Dict[str, Any]:
+    """model_settings as the run's executions recorded them (None: the component did not run)."""
+    settings = {f"{node}.{name}": _normalized(run.get(node).properties.get(name))
+                if run.get(node) is not None else None
+                for node, names in _MODEL_SETTINGS.items() for name in names}
+    checkpoint = run.artifact(*_CHECKPOINT)
+    settings["checkpoint"] = checkpoint.uri if checkpoint is not None else None
+    return settings
 
 
 def already_processed(config: PipelineConfig) -> Optional[str]:
-    """Why a run of `config` would have nothing to do, or None when it has.
+    """Why a run of `config` (prepared) would have nothing to do, or None when it has.
 
     It has nothing to do when `skip_processed_span` is on, the data has {SPAN}, and a run of
-    this pipeline read the latest span with the same fingerprint and finished its last component.
+    this pipeline read the latest span with the same fingerprint, with the same model settings,
+    and finished its last component.
     """
-    config = config.resolved()
-    if not config.skip_processed_span or not os.path.exists(config.metadata_path):
+    if not config.data.skip_processed_span or not os.path.exists(config.metadata_path):
         return None
     current = latest_span(config)
     if current is None:
         return None
-    store = metadata_store_of(config)
-    examples = [artifact for artifact in store.get_artifacts_by_type("Examples")
-                if _int_property(artifact, example_gen_utils.SPAN_PROPERTY_NAME) == current.span
-                and artifact.custom_properties.get(
-                    example_gen_utils.FINGERPRINT_PROPERTY_NAME,
-                    metadata_store_pb2.Value()).string_value == current.fingerprint]
-    if not examples:
-        return None
-    final_node = store.get_context_by_type_and_name(
-        "node", f"{config.pipeline_name}.{_FINAL_COMPONENT[config.train]}")
-    if final_node is None:
-        return None
-    finished = {execution.id for execution in store.get_executions_by_context(final_node.id)
-                if execution.last_known_state in _DONE}
-    producers = {event.execution_id
-                 for event in store.get_events_by_artifact_ids([a.id for a in examples])
-                 if event.type == metadata_store_pb2.Event.OUTPUT}
-    run_type = store.get_context_type("pipeline_run").id
-    for producer in producers:
-        for run in store.get_contexts_by_execution(producer):
-            if run.type_id != run_type:
-                continue
-            if finished & {execution.id for execution in store.get_executions_by_context(run.id)}:
-                return (f"span {current.span} (input fingerprint unchanged) was already "
-                        f"processed by run {run.name}: nothing to do")
+    wanted = model_settings(config)
+    final_component = _FINAL_COMPONENT[config.runtime.train]
+    for run in reversed(runs.runs_that_read(config.run_dir, current.span, current.fingerprint)):
+        final = run.get(final_component)
+        recorded = _recorded_model_settings(run)
+        if final is not None and final.succeeded and all(
+                recorded.get(key) == value for key, value in wanted.items()):
+            return (f"span {current.span} (input fingerprint and model settings unchanged) was "
+                    f"already processed by run {run.run_id}: nothing to do")
     return None

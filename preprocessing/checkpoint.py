@@ -49,12 +49,17 @@ def resolve_checkpoint(spec: str) -> str:
                               "directory (config.json, vocab.txt, weights) or a hub id")
     else:
         uri = _download_from_hub(spec)
+    check_checkpoint_dir(uri)
+    return uri
+
+
+def check_checkpoint_dir(uri: str) -> None:
+    """Raises CheckpointError unless `uri` holds what Transform and the Trainer read."""
     missing = [name for name in _REQUIRED_FILES
                if not tf.io.gfile.exists(os.path.join(uri, name))]
     if missing:
         raise CheckpointError(f"checkpoint {uri} has no {', '.join(missing)}; expected a "
                               "Hugging Face BERT-family model directory")
-    return uri
 
 
 def _download_from_hub(model_id: str) -> str:

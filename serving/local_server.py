@@ -27,7 +27,7 @@ import tornado.httpserver
 import tornado.netutil
 import tornado.web
 
-from components.pusher import SERVING_CONFIG_FILE_NAME, model_names, version_numbers
+from serving.contract import SERVING_CONFIG_FILE_NAME, model_names, version_numbers
 from serving import rest_api
 from serving.batcher import BatchingOptions
 from serving.errors import DeadlineExceeded, InvalidArgument, ServeError, ServingError

@@ -25,8 +25,8 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2
 from tensorflow_serving.apis import status_pb2
 
-from components.pusher import version_numbers
 from serving.batcher import BatchingOptions, BatchScheduler
+from serving.contract import version_numbers
 from serving.errors import InvalidArgument, NotFound, Unavailable
 from serving.servable import Servable
 

@@ -11,7 +11,8 @@ from typing import Dict, List, Sequence
 import tensorflow as tf
 import tensorflow_text  # noqa: F401  (registers the tokenizer ops the graph uses)
 
-from serving.contract import CLASSES, PREDICTED_LABEL, PROBABILITIES, SERVING_SIGNATURE, TEXT_INPUT
+from serving.contract import (CLASSES, PREDICTED_LABEL, PROBABILITIES, SERVING_SIGNATURE,
+                              TEXT_INPUT, version_numbers)
 from serving.results import label_results
 
 
@@ -19,12 +20,11 @@ def resolve_saved_model_dir(path: str) -> str:
     """`path` itself if it holds saved_model.pb, else its highest all-digit version dir."""
     if tf.io.gfile.exists(os.path.join(path, "saved_model.pb")):
         return path
-    versions = [name.rstrip("/") for name in tf.io.gfile.listdir(path)
-                if name.rstrip("/").isdigit()] if tf.io.gfile.isdir(path) else []
+    versions = version_numbers(path, tf.io.gfile.listdir, tf.io.gfile.isdir)
     if not versions:
         raise FileNotFoundError(f"{path} is neither a SavedModel nor a model directory with "
                                 "numbered versions")
-    return os.path.join(path, max(versions, key=int))
+    return os.path.join(path, str(versions[-1]))
 
 
 def _serve(model, texts: Sequence[str]) -> Dict[str, tf.Tensor]:

@@ -1,10 +1,11 @@
 """One model version loaded for serving: its raw-text signature, checked against the contract.
 
 The local server (serving/local_server.py) holds one `Servable` per served version. Loading
-checks what TF Serving clients of this project rely on (serving/contract.py): a
-`serving_default` signature taking `text` (1-D strings) and returning `probabilities`, `label`
-and `classes`; then it runs one warm-up request, so a version that cannot predict is never
-swapped in and the first client request does not pay for tracing.
+checks the signature against the contract TF Serving clients of this project rely on, with the
+same validator as the ServingCheck (serving/contract.py): a `serving_default` signature taking
+`text` (1-D strings) and returning `probabilities`, `label` and `classes`; then it runs one
+warm-up request, so a version that cannot predict is never swapped in and the first client
+request does not pay for tracing.
 """
 from __future__ import annotations
 
@@ -17,10 +18,10 @@ import tensorflow_text  # noqa: F401  (registers the tokenizer ops the graph use
 from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow_serving.apis import get_model_metadata_pb2
 
-from serving.contract import CLASSES, PREDICTED_LABEL, PROBABILITIES, SERVING_SIGNATURE, TEXT_INPUT
+from serving.contract import (OUTPUTS, SERVE_TAG, SERVING_SIGNATURE, TEXT_INPUT,
+                              signature_problems)
+from serving.model_probe import describe_signature
 
-OUTPUTS = (PROBABILITIES, PREDICTED_LABEL, CLASSES)
-_SERVE_TAG = "serve"  # tf.saved_model.SERVING, the MetaGraphDef TF Serving loads
 _WARMUP_TEXT = b"warm-up"
 
 
@@ -38,29 +39,19 @@ def read_signature_defs(saved_model_dir: str) -> get_model_metadata_pb2.Signatur
     except (OSError, ValueError) as error:  # DecodeError is a ValueError
         raise ServableError(f"{path}: cannot read the SavedModel ({error})") from error
     for meta_graph in saved_model.meta_graphs:
-        if _SERVE_TAG in meta_graph.meta_info_def.tags:
+        if SERVE_TAG in meta_graph.meta_info_def.tags:
             return get_model_metadata_pb2.SignatureDefMap(
                 signature_def=meta_graph.signature_def)
-    raise ServableError(f"{path} has no MetaGraphDef tagged {_SERVE_TAG!r}")
+    raise ServableError(f"{path} has no MetaGraphDef tagged {SERVE_TAG!r}")
 
 
 def _check_contract(signature_defs: get_model_metadata_pb2.SignatureDefMap, where: str) -> None:
     signature = signature_defs.signature_def.get(SERVING_SIGNATURE)
-    if signature is None:
-        raise ServableError(f"{where}: no {SERVING_SIGNATURE!r} signature (it has "
-                            f"{sorted(signature_defs.signature_def)})")
-    inputs = dict(signature.inputs)
-    if list(inputs) != [TEXT_INPUT] or inputs[TEXT_INPUT].dtype != tf.string.as_datatype_enum \
-            or len(inputs[TEXT_INPUT].tensor_shape.dim) != 1:
-        described = {name: (tf.dtypes.as_dtype(info.dtype).name,
-                            [dim.size for dim in info.tensor_shape.dim])
-                     for name, info in inputs.items()}
-        raise ServableError(f"{where}: {SERVING_SIGNATURE!r} must take one input {TEXT_INPUT!r} "
-                            f"(1-D string); it takes {described}")
-    missing = [name for name in OUTPUTS if name not in signature.outputs]
-    if missing:
-        raise ServableError(f"{where}: {SERVING_SIGNATURE!r} lacks the outputs {missing} (it "
-                            f"returns {sorted(signature.outputs)})")
+    problems = signature_problems(
+        describe_signature(signature) if signature is not None else None,
+        list(signature_defs.signature_def))
+    if problems:
+        raise ServableError(f"{where}: " + "; ".join(problems))
 
 
 class Servable:
@@ -71,7 +62,7 @@ class Servable:
         self.signature_defs = read_signature_defs(path)
         _check_contract(self.signature_defs, path)
         try:
-            self._loaded = tf.saved_model.load(path, tags=[_SERVE_TAG])
+            self._loaded = tf.saved_model.load(path, tags=[SERVE_TAG])
         except Exception as error:  # TF raises many types; all mean "cannot load this version"
             raise ServableError(f"{path}: TensorFlow cannot load it ({error})") from error
         # The object returned by load must stay referenced while its signature is in use.

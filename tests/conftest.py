@@ -98,7 +98,7 @@ def demo_first_run(tiny_bert, tmp_path_factory):
     from pipeline import local_runner
     from pipeline.config import PipelineConfig
     demo = REPO_ROOT / "data" / "demo"
-    config = PipelineConfig(
+    config = PipelineConfig.from_settings(
         train_data=str(demo / "train.csv"), eval_data=str(demo / "eval.csv"),
         schema_path=str(REPO_ROOT / "schemas" / "demo.pbtxt"), checkpoint=str(tiny_bert),
         max_seq_length=32, epochs=1, train_batch_size=16, min_accuracy=0.0,

@@ -27,7 +27,7 @@ def run_expecting(error_type, config):
 def csv_config(tmp_path, train_text, **overrides):
     train = tmp_path / "train.csv"
     train.write_bytes(train_text if isinstance(train_text, bytes) else train_text.encode())
-    return PipelineConfig(train_data=str(train), output_dir=str(tmp_path / "runs"),
+    return PipelineConfig.from_settings(train_data=str(train), output_dir=str(tmp_path / "runs"),
                           train=False, **overrides)
 
 
@@ -61,7 +61,7 @@ def test_bad_input_file_fails_in_example_gen_with_file_and_line(case, tmp_path):
 def test_label_unknown_to_the_curated_schema_stops_before_transform(sst2_sample, tmp_path):
     rows = read_tsv(sst2_sample / "dev.tsv")
     write_tsv(tmp_path / "dev.tsv", rows[:60] + [["a row with a new label ", "neutral"]])
-    config = PipelineConfig(
+    config = PipelineConfig.from_settings(
         train_data=str(sst2_sample / "train.tsv"), eval_data=str(tmp_path / "dev.tsv"),
         text_column="sentence", schema_path=str(REPO_ROOT / "schemas" / "sst2.pbtxt"),
         output_dir=str(tmp_path / "runs"), train=False)
@@ -73,8 +73,8 @@ def test_label_unknown_to_the_curated_schema_stops_before_transform(sst2_sample,
 def test_command_line_prints_the_problem_without_a_traceback(tmp_path):
     config = csv_config(tmp_path, "text,label\n" + GOOD_ROWS + "too,many,fields\n")
     bertpipe = shutil.which("bertpipe", path=os.path.dirname(os.sys.executable))
-    result = subprocess.run([bertpipe, "run", "--train-data", config.train_data,
-                             "--output-dir", config.output_dir], capture_output=True, text=True)
+    result = subprocess.run([bertpipe, "run", "--train-data", config.data.train_data,
+                             "--output-dir", config.runtime.output_dir], capture_output=True, text=True)
     assert result.returncode == 2
     assert "error: The input data has problems; nothing was written:" in result.stderr
     assert "line 22: 3 fields, but the header has 2" in result.stderr

@@ -9,34 +9,13 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 
 import pytest
 from google.protobuf import json_format
 
 from pipeline import cloud_jobs
-from test_kubeflow_v2 import compiled, fake_bucket_dir, root_tasks  # noqa: F401 (fixtures)
-
-NO_NETWORK = textwrap.dedent("""\
-    import sys
-
-    def _refuse_network(event, args):
-        if event in ("socket.connect", "socket.getaddrinfo", "socket.gethostbyname",
-                     "socket.sendto", "urllib.Request"):
-            raise RuntimeError(f"network access in a dry run: {event} {args!r}")
-
-    sys.addaudithook(_refuse_network)
-    """)
-
-
-def bertpipe(tmp_path, *argv):
-    site = tmp_path / "site"
-    site.mkdir(exist_ok=True)
-    (site / "sitecustomize.py").write_text(NO_NETWORK)
-    env = dict(os.environ, PYTHONPATH=str(site), TF_CPP_MIN_LOG_LEVEL="3")
-    env.pop("GOOGLE_APPLICATION_CREDENTIALS", None)
-    return subprocess.run([os.path.join(os.path.dirname(sys.executable), "bertpipe"), *argv],
-                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+from no_network import NO_NETWORK, bertpipe
+from test_kubeflow_v2 import compiled, root_tasks  # noqa: F401 (fixtures)
 
 
 def test_the_audit_hook_refuses_a_connection(tmp_path):

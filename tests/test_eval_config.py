@@ -1,13 +1,11 @@
 """The Evaluator's blessing thresholds (pipeline/eval_config.py)."""
-from conftest import REPO_ROOT
-from pipeline.config import PipelineConfig
+from pipeline.config import EvaluationConfig
 from pipeline.eval_config import make_eval_config
 
 
 def test_accuracy_thresholds_gate_the_overall_slice_only():
-    config = PipelineConfig(train_data="x.csv", min_accuracy=0.8, max_accuracy_drop=0.01,
-                            schema_path=str(REPO_ROOT / "schemas" / "demo.pbtxt"))
-    eval_config = make_eval_config(config)
+    eval_config = make_eval_config(EvaluationConfig(min_accuracy=0.8, max_accuracy_drop=0.01),
+                                   ("negative", "positive"))
     gated = [(metric, spec) for spec in eval_config.metrics_specs for metric in spec.metrics
              if metric.HasField("threshold") or metric.per_slice_thresholds]
     [(accuracy, _)] = gated
@@ -20,3 +18,8 @@ def test_accuracy_thresholds_gate_the_overall_slice_only():
     # The length buckets are still computed and reported.
     assert any(list(spec.feature_keys) == ["length_bucket"]
                for spec in eval_config.slicing_specs)
+    # Per-class metrics for each of the label values, in class order.
+    [per_class] = [spec for spec in eval_config.metrics_specs if spec.HasField("binarize")]
+    assert list(per_class.binarize.class_ids.values) == [0, 1]
+    assert not any(spec.HasField("binarize")
+                   for spec in make_eval_config(EvaluationConfig()).metrics_specs)

@@ -1,33 +1,28 @@
 """Compiling for Kubeflow Pipelines v2 / Vertex AI (pipeline/kubeflow_v2_runner.py, `bertpipe
 compile`), and the pipeline image (Dockerfile).
 
-Every path of the compiled config is a gs://bucket/... URI. Compiling reads two of them: the
-checkpoint (create_pipeline checks its config.json and vocab.txt) and the schema (its label
-domain sizes the Evaluator's per-class metrics). The tests have no GCS, so `fake bucket`
-serves gs://bucket/ reads from a local directory by replacing tf.io.gfile.exists/GFile. It
-does not change what goes into the spec, and it fails on any write to gs://. A subprocess gets
-the same fake through a sitecustomize.py on its PYTHONPATH.
+Every path of the compiled config is a gs://bucket/... URI of a bucket that does not exist:
+compiling reads nothing (no checkpoint, no schema), needs no credentials and no network. The
+command test runs `bertpipe compile` in a subprocess that cannot reach any network
+(tests/no_network.py).
 
 ServingPusher writes to a gs:// serving root in its object-store mode (saved_model.pb last), so
 the training pipeline compiles with the real ServingPusher.
 """
 import json
 import os
-import pathlib
 import re
-import shutil
 import subprocess
 import sys
-import textwrap
 import types
 
 import pytest
 
-from conftest import REPO_ROOT, write_tiny_checkpoint
+from conftest import REPO_ROOT
+from no_network import bertpipe
 from pipeline.kubeflow_v2_runner import CloudConfigError
 
 IMAGE = "europe-docker.pkg.dev/example-project/bertpipe/bertpipe:test"
-BUCKET = "gs://bucket/"
 CHECKPOINT = "gs://bucket/checkpoints/tiny"
 SCHEMA = "gs://bucket/schemas/sst2.pbtxt"
 # The components of create_pipeline with train=True, and their number.
@@ -40,7 +35,7 @@ DATA_HALF = 7  # train=False: up to Transform
 
 def cloud_config(**overrides):
     from pipeline.config import PipelineConfig
-    return PipelineConfig(**{
+    return PipelineConfig.from_settings(**{
         "train_data": "gs://bucket/data/sst2/train.tsv",
         "eval_data": "gs://bucket/data/sst2/dev.tsv",
         "text_column": "sentence", "label_column": "label",
@@ -49,78 +44,16 @@ def cloud_config(**overrides):
         "image": IMAGE, **overrides})
 
 
-# --- the fake bucket ------------------------------------------------------------------------
-
-def fill_fake_bucket(directory: pathlib.Path) -> pathlib.Path:
-    write_tiny_checkpoint(directory / "checkpoints" / "tiny")
-    (directory / "schemas").mkdir(parents=True, exist_ok=True)
-    shutil.copy(REPO_ROOT / "schemas" / "sst2.pbtxt", directory / "schemas" / "sst2.pbtxt")
-    return directory
-
-
-def fake_gfile_functions(directory):
-    """tf.io.gfile.exists and GFile that read gs://bucket/ from `directory`.
-
-    Another bucket is "permission denied". Writing to gs:// fails the test.
-    """
-    import tensorflow as tf
-    real_exists, real_gfile = tf.io.gfile.exists, tf.io.gfile.GFile
-
-    def local(path):
-        path = os.fspath(path)
-        if path.startswith(BUCKET):
-            return os.path.join(directory, path[len(BUCKET):])
-        if path.startswith("gs://"):
-            raise tf.errors.PermissionDeniedError(None, None, f"fake bucket: no access to {path}")
-        return path
-
-    def exists(path):
-        return real_exists(local(path))
-
-    def gfile(name, mode="r"):
-        if os.fspath(name).startswith("gs://") and not mode.startswith("r"):
-            raise AssertionError(f"compiling wrote to {name}")
-        return real_gfile(local(name), mode)
-
-    return exists, gfile
-
-
-def install_fake_bucket(directory):
-    """For a subprocess (sitecustomize.py): the fake bucket for the whole process."""
-    import tensorflow as tf
-    tf.io.gfile.exists, tf.io.gfile.GFile = fake_gfile_functions(directory)
-
-
-def patch_fake_bucket(monkeypatch, directory):
-    import tensorflow as tf
-    exists, gfile = fake_gfile_functions(directory)
-    monkeypatch.setattr(tf.io.gfile, "exists", exists)
-    monkeypatch.setattr(tf.io.gfile, "GFile", gfile)
-
-
 @pytest.fixture(scope="module")
-def fake_bucket_dir(tmp_path_factory):
-    return fill_fake_bucket(tmp_path_factory.mktemp("fake_bucket"))
-
-
-@pytest.fixture
-def fake_bucket(fake_bucket_dir, monkeypatch):
-    patch_fake_bucket(monkeypatch, fake_bucket_dir)
-    return fake_bucket_dir
-
-
-@pytest.fixture(scope="module")
-def compiled(fake_bucket_dir, tmp_path_factory):
+def compiled(tmp_path_factory):
     """The training pipeline compiled to a file, and the TFX pipeline it was compiled from."""
     from pipeline import kubeflow_v2_runner
     output = tmp_path_factory.mktemp("compiled") / "pipeline.json"
-    with pytest.MonkeyPatch.context() as monkeypatch:
-        patch_fake_bucket(monkeypatch, fake_bucket_dir)
-        job = kubeflow_v2_runner.compile_pipeline(cloud_config(), str(output))
-        tfx_pipeline = kubeflow_v2_runner.build_pipeline(cloud_config())
+    job = kubeflow_v2_runner.compile_pipeline(cloud_config(), str(output))
+    tfx_pipeline = kubeflow_v2_runner.build_pipeline(cloud_config())
     text = output.read_text()
     return types.SimpleNamespace(path=output, text=text, file=json.loads(text), job=job,
-                                 pipeline=tfx_pipeline, bucket_dir=fake_bucket_dir)
+                                 pipeline=tfx_pipeline)
 
 
 # --- the compiled spec ------------------------------------------------------------------------
@@ -196,14 +129,17 @@ def test_no_local_path_is_in_the_spec(compiled):
     text = compiled.text
     assert str(REPO_ROOT) not in text
     prefixes = {str(REPO_ROOT), "/work", "/tmp", "/root", os.path.expanduser("~"),
-                str(compiled.bucket_dir), str(compiled.path.parent), sys.prefix}
+                str(compiled.path.parent), sys.prefix}
     assert local_path_snippets(text, prefixes) == []
     assert "file:" not in text
-    # Every path of the config is in the spec, as the gs:// URI it was given.
-    for field in ("train_data", "eval_data", "checkpoint", "schema_path", "output_dir",
-                  "serving_root"):
-        value = getattr(cloud_config(), field)
-        assert value in text, field
+    # Every path of the config is in the spec, as the gs:// URI it was given (the data as
+    # ExampleGen's input base and a pattern per split).
+    settings = cloud_config().settings()
+    for field in ("checkpoint", "schema_path", "output_dir", "serving_root"):
+        assert settings[field] in text, field
+    assert '"gs://bucket/data/sst2"' in text
+    for field in ("train_data", "eval_data"):
+        assert os.path.basename(settings[field]) in text, field
     assert "gs://bucket/serving/text_classifier" in text
 
 
@@ -250,18 +186,6 @@ def test_a_local_path_is_refused_naming_the_field(overrides, message, tmp_path):
     assert not output.exists()
 
 
-def test_a_missing_schema_and_an_unreadable_bucket_are_named(fake_bucket, tmp_path):
-    from pipeline.kubeflow_v2_runner import compile_pipeline
-    with pytest.raises(CloudConfigError, match=r"schema_path \(--schema-path\): "
-                                               r"gs://bucket/schemas/none.pbtxt does not exist"):
-        compile_pipeline(cloud_config(schema_path="gs://bucket/schemas/none.pbtxt"),
-                         str(tmp_path / "p.json"))
-    with pytest.raises(CloudConfigError, match=r"checkpoint \(--checkpoint\): cannot read "
-                                               r"gs://other/ckpt/config.json.*read access"):
-        compile_pipeline(cloud_config(checkpoint="gs://other/ckpt"),
-                         str(tmp_path / "p.json"))
-
-
 def test_find_local_paths_ignores_gs_uris():
     from pipeline.kubeflow_v2_runner import find_local_paths
     prefixes = ["/root", "/work/main"]
@@ -284,37 +208,41 @@ def test_the_pusher_pushes_to_the_gs_serving_root(compiled):
 
 # --- the command ---------------------------------------------------------------------------------
 
-def test_bertpipe_compile_writes_the_pipeline_job(fake_bucket_dir, tmp_path):
-    """`bertpipe compile` as a user runs it (data half: the real pipeline compiles today)."""
-    site = tmp_path / "site"
-    site.mkdir()
-    (site / "sitecustomize.py").write_text(textwrap.dedent(f"""\
-        import sys
-        sys.path.insert(0, {str(REPO_ROOT / "tests")!r})
-        import test_kubeflow_v2
-        test_kubeflow_v2.install_fake_bucket({str(fake_bucket_dir)!r})
-        """))
+def test_bertpipe_compile_needs_no_credentials_and_no_network(tmp_path):
+    """The acceptance command: gs:// data with {SPAN}, checkpoint, schema, output dir and
+    serving root of a bucket that does not exist, compiled with no credentials and every socket
+    refused. Compiling reads none of them."""
     output = tmp_path / "out" / "pipeline.json"
-    config = cloud_config(train=False)
-    flags = []
-    for field in ("train_data", "eval_data", "text_column", "checkpoint", "schema_path",
-                  "output_dir", "serving_root"):
-        flags += ["--" + field.replace("_", "-"), getattr(config, field)]
-    env = dict(os.environ, PYTHONPATH=str(site), TF_CPP_MIN_LOG_LEVEL="3")
-    result = subprocess.run(
-        [os.path.join(os.path.dirname(sys.executable), "bertpipe"), "compile",
-         "--target", "kubeflow-v2", "--output", str(output), "--image", IMAGE, "--no-train",
-         *flags], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    flags = ["--train-data", "gs://bucket/incoming/span-{SPAN}/train.tsv",
+             "--eval-data", "gs://bucket/incoming/span-{SPAN}/dev.tsv",
+             "--text-column", "sentence", "--checkpoint", CHECKPOINT, "--schema-path", SCHEMA,
+             "--output-dir", "gs://bucket/runs", "--serving-root", "gs://bucket/serving"]
+    result = bertpipe(tmp_path, "compile", "--target", "kubeflow-v2", "--output", str(output),
+                      "--image", IMAGE, *flags)
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"wrote {output}" in result.stdout
+    assert "note: no --label-values" in result.stdout  # the gs:// schema was not read
     job = json.loads(output.read_text())
-    assert len(root_tasks(job)) == DATA_HALF
-    assert {"Transform", "ValidationGate"} <= set(root_tasks(job))
+    assert not any("binarize" in spec for spec in evaluator_eval_config(job)["metrics_specs"])
+    assert set(EXPECTED_COMPONENTS) <= {task.split("-")[0] for task in root_tasks(job)} | {
+        "latest_blessed_model_resolver"}
     images = {executor["container"]["image"] for executor
               in job["pipelineSpec"]["deploymentSpec"]["executors"].values()
               if "container" in executor}
     assert images == {IMAGE}
     assert local_path_snippets(output.read_text(), {str(REPO_ROOT), str(tmp_path), "/tmp"}) == []
+    # With --label-values, the Evaluator computes per-class metrics for them.
+    result = bertpipe(tmp_path, "compile", "--target", "kubeflow-v2", "--output", str(output),
+                      "--image", IMAGE, *flags, "--label-values", "0", "1")
+    assert result.returncode == 0 and "note:" not in result.stdout, result.stderr[-3000:]
+    [per_class] = [spec for spec in evaluator_eval_config(json.loads(output.read_text()))[
+        "metrics_specs"] if "binarize" in spec]
+    assert per_class["binarize"]["class_ids"]["values"] == [0, 1]
+
+
+def evaluator_eval_config(job):
+    parameters = root_tasks(job)["Evaluator"]["inputs"]["parameters"]
+    return json.loads(parameters["eval_config"]["runtimeValue"]["constantValue"]["stringValue"])
 
 
 # --- the image ---------------------------------------------------------------------------------
@@ -415,8 +343,8 @@ def test_dockerfile_copies_every_package_of_setup_py():
 
 
 def test_the_default_image_is_the_one_make_image_builds():
-    from pipeline.config import PipelineConfig
-    DEFAULT_IMAGE = PipelineConfig.image
+    from pipeline.config import RuntimeConfig
+    DEFAULT_IMAGE = RuntimeConfig.image
     assert makefile_variable("IMAGE") == DEFAULT_IMAGE
     # Under `make test` this runs in a sub-make: drop the parent's make variables so the
     # output is just the recipe.

@@ -42,7 +42,7 @@ def read_transformed(config, split):
 
 @pytest.fixture(scope="module")
 def sst2_run(sst2_sample, tmp_path_factory):
-    config = PipelineConfig(
+    config = PipelineConfig.from_settings(
         train_data=str(sst2_sample / "train.tsv"), eval_data=str(sst2_sample / "dev.tsv"),
         text_column="sentence", schema_path=str(REPO_ROOT / "schemas" / "sst2.pbtxt"),
         max_seq_length=MAX_SEQ_LENGTH, output_dir=str(tmp_path_factory.mktemp("runs")),
@@ -107,7 +107,7 @@ def test_transform_graph_runs_in_a_fresh_process_without_the_checkpoint(sst2_run
 
 
 def test_demo_data_first_run_infers_schema_and_hash_splits(tmp_path):
-    config = PipelineConfig(train_data=str(REPO_ROOT / "data" / "demo" / "train.csv"),
+    config = PipelineConfig.from_settings(train_data=str(REPO_ROOT / "data" / "demo" / "train.csv"),
                             output_dir=str(tmp_path), max_seq_length=32, train=False)
     local_runner.run(config)
     config = config.resolved()
@@ -121,11 +121,11 @@ def test_demo_data_first_run_infers_schema_and_hash_splits(tmp_path):
 def test_data_half_on_two_beam_worker_processes_gives_the_same_examples(sst2_run, tmp_path):
     """Beam's multi_processing mode: ExampleGen, StatisticsGen and Transform run in two worker
     processes, which must load the tensorflow_text ops of the transform graph themselves."""
-    config = PipelineConfig(
+    config = PipelineConfig.from_settings(
         train_data=sst2_run.train_data, eval_data=sst2_run.eval_data, text_column="sentence",
         schema_path=sst2_run.schema_path, max_seq_length=MAX_SEQ_LENGTH,
         output_dir=str(tmp_path), train=False, beam_workers=2)
-    assert config.beam_pipeline_args[:2] == ["--direct_running_mode=multi_processing",
+    assert config.runtime.beam_pipeline_args[:2] == ["--direct_running_mode=multi_processing",
                                              "--direct_num_workers=2"]
     local_runner.run(config)
 

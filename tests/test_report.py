@@ -2,7 +2,6 @@
 rendered by headless Chromium: every section is there with the run's own figures, every image
 decodes, and sections of components a run left out say "not run"."""
 import contextlib
-import dataclasses
 import html.parser
 import io
 import os
@@ -14,7 +13,8 @@ import tempfile
 import pytest
 from PIL import Image
 
-from pipeline import cli, local_runner, report, run_summary
+from pipeline import cli, local_runner, report, run_artifacts
+from pipeline import runs as pipeline_runs  # `runs` is the fixture below
 
 SECTIONS = ("run", "statistics", "anomalies", "training", "evaluation", "slices", "serving")
 DATA_HALF_ONLY = "not run: this run was the data half only (--no-train)"
@@ -38,20 +38,20 @@ def runs(demo_first_run, tmp_path_factory):
     """The report of the shared first run (blessed, pushed as version 1), and `bertpipe run
     --no-train` in the same directory (cached: seconds), which writes its own report."""
     config = demo_first_run
-    run_dir = report.run_dir_of(config)
-    first_run_id = report.run_ids(run_dir)[0]
+    run_dir = config.run_dir
+    first_run_id = pipeline_runs.run_ids(run_dir)[0]
     output = tmp_path_factory.mktemp("reports")
     full_report = report.write_report(run_dir, str(output / "full.html"), first_run_id)
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
-        assert cli.main(["run", "--no-train", "--enable-cache", "--train-data", config.train_data,
-                         "--eval-data", config.eval_data, "--schema-path", config.schema_path,
-                         "--checkpoint", config.checkpoint, "--max-seq-length",
-                         str(config.max_seq_length), "--output-dir", config.output_dir]) == 0
+        assert cli.main(["run", "--no-train", "--enable-cache", "--train-data", config.data.train_data,
+                         "--eval-data", config.data.eval_data, "--schema-path", config.data.schema_path,
+                         "--checkpoint", config.model.checkpoint, "--max-seq-length",
+                         str(config.model.max_seq_length), "--output-dir", config.runtime.output_dir]) == 0
     return {"config": config, "run_dir": run_dir, "full_report": full_report,
-            "full_run": report.read_run(run_dir, first_run_id), "output": output,
+            "full_run": pipeline_runs.read_run(run_dir, first_run_id), "output": output,
             "data_half_printed": printed.getvalue(),
-            "data_half_run_id": report.run_ids(run_dir)[-1]}
+            "data_half_run_id": pipeline_runs.run_ids(run_dir)[-1]}
 
 
 def chromium(tmp_path, *args) -> subprocess.CompletedProcess:
@@ -114,7 +114,7 @@ def test_full_run_report_shows_every_section_in_chromium(runs, tmp_path):
     assert [name for name, entry in run.components.items() if not entry.succeeded] == []
     for component in ("StatisticsGen", "Transform", "Trainer", "Evaluator", "ServingPusher"):
         assert component in sections["run"]
-    assert str(runs["config"].resolved().train_data) in sections["run"]
+    assert str(runs["config"].resolved().data.train_data) in sections["run"]
 
     # Statistics: the demo data's own counts (330 train rows, 108 eval rows, two labels).
     assert re.search(r"label .* train STRING 330 0 \(0%\) 2 ", sections["statistics"])
@@ -127,7 +127,7 @@ def test_full_run_report_shows_every_section_in_chromium(runs, tmp_path):
 
     # Evaluation: the metrics TFMA wrote, per class under the schema's label names.
     evaluation = run.artifact("Evaluator", "evaluation")
-    metrics = run_summary.overall_metrics(evaluation.uri)
+    metrics = run_artifacts.overall_metrics(evaluation.uri)
     accuracy = f"{metrics['sparse_categorical_accuracy']:.4f}"
     assert f"sparse_categorical_accuracy {accuracy}" in sections["evaluation"]
     assert "negative" in sections["evaluation"] and "positive" in sections["evaluation"]
@@ -186,18 +186,18 @@ def test_report_command_names_a_directory_without_a_run(tmp_path, capsys):
 def test_report_command_lists_the_runs_for_an_unknown_run_id(runs, capsys):
     assert cli.main(["report", "--run-dir", runs["run_dir"], "--run-id", "yesterday"]) == 2
     error = capsys.readouterr().err
-    assert f"has no run 'yesterday'; its runs: {report.run_ids(runs['run_dir'])[0]}" in error
+    assert f"has no run 'yesterday'; its runs: {pipeline_runs.run_ids(runs['run_dir'])[0]}" in error
 
 
 @pytest.mark.slow
 def test_not_blessed_run_says_why_and_compares_with_the_baseline(runs, tmp_path):
     # In a copy of the shared run directory, which other tests read as they found it.
     # Retrains (the config changed) and evaluates against version 1, the latest blessed model.
-    config = dataclasses.replace(runs["config"], output_dir=str(tmp_path / "runs"),
+    config = runs["config"].replace(output_dir=str(tmp_path / "runs"),
                                  min_accuracy=1.01)
-    shutil.copytree(runs["config"].output_dir, config.output_dir)
+    shutil.copytree(runs["config"].runtime.output_dir, config.runtime.output_dir)
     local_runner.run(config)
-    page = open(report.write_report(report.run_dir_of(config), str(tmp_path / "report.html")),
+    page = open(report.write_report(config.run_dir, str(tmp_path / "report.html")),
                 encoding="utf-8").read()  # the latest run: this one
     sections = SectionText(page).sections
     assert "NOT BLESSED" in sections["serving"] and "not pushed" in sections["serving"]
@@ -213,15 +213,15 @@ def test_not_blessed_run_says_why_and_compares_with_the_baseline(runs, tmp_path)
 @pytest.mark.slow
 def test_run_stopped_by_anomalies_says_where_and_why(demo_first_run, tmp_path):
     eval_csv = tmp_path / "eval.csv"
-    demo_eval = open(demo_first_run.eval_data, encoding="utf-8").read()
+    demo_eval = open(demo_first_run.data.eval_data, encoding="utf-8").read()
     eval_csv.write_text(demo_eval.rstrip("\n") + '\n"It was fine, I guess.",neutral\n',
                         encoding="utf-8")
-    config = dataclasses.replace(demo_first_run, eval_data=str(eval_csv),
+    config = demo_first_run.replace(eval_data=str(eval_csv),
                                  output_dir=str(tmp_path / "runs"))
     with pytest.raises(Exception) as raised:
         local_runner.run(config)
     assert cli.find_user_error(raised.value) is not None, raised.value
-    page = open(report.write_report(report.run_dir_of(config)), encoding="utf-8").read()
+    page = open(report.write_report(config.run_dir), encoding="utf-8").read()
     assert "failed at ValidationGate" in " ".join(page.split())
     sections = SectionText(page).sections
     assert "ValidationGate failed" in sections["run"]

@@ -1,8 +1,9 @@
 """Scheduled retraining on spans, end to end with a tiny BERT, as `make retrain` runs it.
 
 Span 1 trains and pushes; the same call again, with no new data, does nothing (no execution, no
-push); span 2 arrives and the run reads the rolling window of spans 1 and 2, warm-starts the
-Trainer from the blessed model of span 1, evaluates against it, and pushes version 2.
+push); the same call with another learning rate trains again (it would compute another model);
+span 2 arrives and the run reads the rolling window of spans 1 and 2, warm-starts the Trainer
+from the latest blessed model, evaluates against it, and pushes a new version.
 """
 import csv
 import glob
@@ -82,38 +83,51 @@ def test_two_spans_retrain_warm_started_and_a_rerun_without_new_data_does_nothin
             "--checkpoint", str(tiny_bert), "--max-seq-length", "32", "--epochs", "1",
             "--train-batch-size", "16", "--min-accuracy", "0", "--max-accuracy-drop", "1",
             "--output-dir", str(tmp_path / "runs"), "--pipeline-name", "retrain"]
-    config = PipelineConfig(train_data=str(spans_dir / "span-{SPAN}" / "train.csv"),
+    config = PipelineConfig.from_settings(train_data=str(spans_dir / "span-{SPAN}" / "train.csv"),
                             pipeline_name="retrain", output_dir=str(tmp_path / "runs"))
 
     assert cli.main(argv) == 0
-    assert versions(config) == ["1"]
+    assert versions(config) == [1]
     store = metadata_store.MetadataStore(
         metadata.sqlite_metadata_connection_config(config.resolved().metadata_path))
     first = executions_by_component(store)
-    [first_model] = store.get_artifacts_by_type("Model")
+    assert len(store.get_artifacts_by_type("Model")) == 1
     [trainer_run] = first["Trainer"]
     assert artifact_inputs(store, trainer_run, "Model") == []  # nothing to warm-start from
 
     # The cron job fires again, nothing new arrived: no execution at all, no new version.
     capsys.readouterr()
     assert cli.main(argv) == 0
-    assert "span 1 (input fingerprint unchanged) was already processed" in capsys.readouterr().out
+    assert ("span 1 (input fingerprint and model settings unchanged) was already processed"
+            in capsys.readouterr().out)
     assert executions_by_component(store) == first
-    assert versions(config) == ["1"]
+    assert versions(config) == [1]
+    # A blessing threshold shapes no model: still nothing to do.
+    assert cli.main(argv + ["--min-accuracy", "0.1"]) == 0
+    assert "nothing to do" in capsys.readouterr().out
+    assert executions_by_component(store) == first
+
+    # Another learning rate would compute another model: the same span trains again.
+    assert cli.main(argv + ["--learning-rate", "1e-4"]) == 0
+    assert "nothing to do" not in capsys.readouterr().out
+    relearned = executions_by_component(store)
+    assert len(relearned["Trainer"]) == 2
+    assert versions(config) == [1, 2]
+    latest_model = max(store.get_artifacts_by_type("Model"), key=lambda model: model.id)
 
     write_span(spans_dir, 2, train[160:], evaluation[50:], header)
     assert cli.main(argv) == 0
     second = executions_by_component(store)
-    assert len(second["Trainer"]) == 2
+    assert len(second["Trainer"]) == 3
     trainer_run = max(second["Trainer"], key=lambda execution: execution.id)
     assert [model.id for model in artifact_inputs(store, trainer_run, "Model")] == \
-        [first_model.id]  # warm start from the blessed model of span 1
+        [latest_model.id]  # warm start from the latest blessed model
     evaluator_run = max(second["Evaluator"], key=lambda execution: execution.id)
-    assert first_model.id in [model.id for model in artifact_inputs(store, evaluator_run,
-                                                                    "Model")]  # baseline
+    assert latest_model.id in [model.id for model in artifact_inputs(store, evaluator_run,
+                                                                     "Model")]  # baseline
     example_gen_run = max(second["TextExampleGen"], key=lambda execution: execution.id)
     [newest_examples] = artifact_outputs(store, example_gen_run)
     assert newest_examples.custom_properties["span"].int_value == 2
     assert count_examples(newest_examples.uri) == len(train) + len(evaluation)  # both spans
-    assert versions(config) == ["1", "2"]
+    assert versions(config) == [1, 2, 3]
     shutil.rmtree(tmp_path / "runs", ignore_errors=True)

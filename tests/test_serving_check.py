@@ -15,7 +15,9 @@ from tfx.orchestration import metadata
 from tfx.types import artifact_utils, standard_artifacts
 
 from components import serving_check
-from components.serving_check import ServingCheck, ServingCheckError, check_saved_model
+from components.serving_check import ServingCheck
+from serving import tf_serving_ops
+from serving.servability import ServingCheckError, check_saved_model
 
 VOCAB = ["[UNK]", "a", "great", "film", "terrible", "service", "##s"]
 CLASS_NAMES = ["negative", "positive"]
@@ -189,14 +191,14 @@ def test_probabilities_not_summing_to_one_fail_naming_text_and_sum(models):
 
 
 def test_allow_list_keeps_the_ops_the_model_server_links_and_not_the_newer_ones():
-    ops = serving_check.TF_SERVING_CUSTOM_OPS
+    ops = tf_serving_ops.TF_SERVING_CUSTOM_OPS
     # Linked since TF Serving picked up TF Text 2.11+ (tensorflow/serving issue #2064).
     assert {"WordpieceTokenizeWithOffsets", "RegexSplitWithOffsets", "NormalizeUTF8",
             "FastWordpieceTokenizeWithOffsets", "FastBertNormalize"} <= ops
     # Added to TF Text after the 2.12.1 that TF Serving 2.16.1 links.
     assert not {"TFText>RoundRobinTrim", "TFText>RoundRobinGenerateMasks",
                 "TFText>Utf8Binarize"} & ops
-    assert serving_check.unsupported_op_problems(["NormalizeUTF8"]) == []
+    assert tf_serving_ops.unsupported_op_problems(["NormalizeUTF8"]) == []
 
 
 def test_example_texts_must_be_a_non_empty_list_of_strings(tmp_path):

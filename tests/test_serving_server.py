@@ -328,7 +328,7 @@ def test_a_version_that_cannot_load_is_reported_and_the_old_one_keeps_serving(se
                                MODEL_NAME)
     status = server.wait_for_status(bad, "END")
     assert status["status"]["error_code"] == "UNKNOWN"
-    assert "must take one input 'text'" in status["status"]["error_message"]
+    assert "must take exactly one input, 'text'" in status["status"]["error_message"]
     assert server.wait_for_status(serving, "AVAILABLE")
     check_known_labels(RestClient(server.rest_url, MODEL_NAME).predict(["films"]), ["films"])
 
@@ -385,7 +385,7 @@ def test_bertpipe_serve_refuses_what_it_cannot_serve(server, models, tmp_path, c
     pusher.push_model(models["no_text_input"], str(only_bad), MODEL_NAME)
     assert cli.main(["serve", "--model-root", str(only_bad / MODEL_NAME), "--port", "0"]) == 2
     error = capsys.readouterr().err
-    assert "no version of" in error and "must take one input 'text'" in error
+    assert "no version of" in error and "must take exactly one input, 'text'" in error
 
 
 def test_bounded_load_reports_latency_percentiles_and_throughput(server):

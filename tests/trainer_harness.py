@@ -111,7 +111,7 @@ class TrainerInputs:
         settings = dict(train=True, epochs=1, train_batch_size=32, eval_batch_size=64,
                         output_dir=str(output_dir))
         settings.update(overrides)
-        return dataclasses.replace(self.config, **settings).resolved()
+        return self.config.replace(**settings).resolved()
 
     def fn_args_spec(self, config, run_dir: pathlib.Path,
                      serving_model_dir: Optional[pathlib.Path] = None) -> Dict:
@@ -124,8 +124,8 @@ class TrainerInputs:
             "serving_model_dir": str(serving_model_dir or run_dir / "model" / "Format-Serving"),
             "model_run_dir": str(run_dir / "model_run"),
             "working_dir": str(run_dir / "working"),
-            "custom_config": {"pipeline_config": dataclasses.asdict(config),
-                              "pretrained_checkpoint": self.checkpoint},
+            "custom_config": dict(config.trainer_settings().to_custom_config(),
+                                  pretrained_checkpoint=self.checkpoint),
         }
 
 
@@ -139,7 +139,7 @@ def run_data_half(checkpoint: pathlib.Path, output_dir: pathlib.Path) -> Trainer
     """The real data half on the demo data with the tiny checkpoint (in this process)."""
     from pipeline import local_runner
     from pipeline.config import PipelineConfig
-    config = PipelineConfig(
+    config = PipelineConfig.from_settings(
         train_data=str(REPO_ROOT / "data" / "demo" / "train.csv"),
         eval_data=str(REPO_ROOT / "data" / "demo" / "eval.csv"),
         schema_path=str(REPO_ROOT / "schemas" / "demo.pbtxt"), checkpoint=str(checkpoint),

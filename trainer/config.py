@@ -74,3 +74,28 @@ class TrainingConfig:
     @classmethod
     def from_dict(cls, values: Dict[str, Any]) -> "TrainingConfig":
         return cls(**values)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainerSettings:
+    """What the Trainer component is given in `custom_config`: the training section and the few
+    facts of other sections it needs. The pipeline's Trainer executor adds the checkpoint's URI
+    (components/checkpoint_inputs.py)."""
+
+    training: TrainingConfig
+    text_feature: str  # raw feature names: the export takes raw text, TFMA's examples the label
+    label_feature: str
+    max_seq_length: int  # bounds the length buckets
+    backup_root: str  # resumable training-state backups live under it
+
+    def to_custom_config(self) -> Dict[str, Any]:
+        values = dataclasses.asdict(self)
+        values["training"] = self.training.to_dict()
+        return values
+
+    @classmethod
+    def from_custom_config(cls, custom_config: Dict[str, Any]) -> "TrainerSettings":
+        names = {field.name for field in dataclasses.fields(cls)}
+        values = {name: value for name, value in custom_config.items() if name in names}
+        values["training"] = TrainingConfig.from_dict(values["training"])
+        return cls(**values)

@@ -15,7 +15,7 @@ from typing import Optional
 import tensorflow as tf
 import tf_keras as keras
 
-from pipeline.config import PRECISIONS, STRATEGIES
+from trainer.config import PRECISIONS, STRATEGIES
 
 
 def cluster_worker_count(tf_config: Optional[str] = None) -> int:

@@ -1,0 +1,148 @@
+"""What a run's artifacts say: TFDV statistics, TensorBoard scalars, TFMA results, the label
+names of the transform graph, the serving check's report.
+
+Readers of artifact contents, given the artifacts pipeline/runs.py found in ML Metadata; used by
+the run report, the terminal summary and the benchmarks. Each returns plain Python data or the
+library's own result object; none renders anything.
+"""
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Dict, List, Optional, Tuple
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # one Keras in a process with the Trainer's
+
+import tensorflow_data_validation as tfdv  # noqa: E402
+import tensorflow_model_analysis as tfma  # noqa: E402
+from tensorboard.backend.event_processing import event_accumulator  # noqa: E402
+from tensorboard.util import tensor_util  # noqa: E402
+from tfx.components.statistics_gen import stats_artifact_utils  # noqa: E402
+from tfx.types import artifact_utils  # noqa: E402
+from tfx.types.artifact import Artifact  # noqa: E402
+
+from components.serving_check import REPORT_FILE_NAME as SERVING_CHECK_FILE  # noqa: E402
+from preprocessing.features import INPUT_IDS, LABEL_VOCABULARY  # noqa: E402
+
+
+# ---------------------------------------------------------------------------- statistics
+
+
+def feature_name(feature) -> str:
+    return ".".join(feature.path.step) or feature.name
+
+
+def statistics_by_split(statistics: Artifact) -> Dict[str, Any]:
+    """{split: DatasetFeatureStatistics} of a StatisticsGen output."""
+    return {split: stats_artifact_utils.load_statistics(statistics, split).proto().datasets[0]
+            for split in artifact_utils.decode_split_names(statistics.split_names)}
+
+
+def token_id_statistics(post_transform_stats: Artifact) -> Optional[Any]:
+    """Transform's statistics of the token ids (their count per text), if it wrote them."""
+    path = os.path.join(post_transform_stats.uri, stats_artifact_utils.BINARY_PB_BASENAME)
+    if not os.path.exists(path):
+        return None
+    return next((feature for feature in tfdv.load_stats_binary(path).datasets[0].features
+                 if feature_name(feature) == INPUT_IDS), None)
+
+
+# ------------------------------------------------------------------------------ training
+
+
+def read_scalars(log_dir: str) -> Dict[str, List[Tuple[int, float]]]:
+    """{tag: [(step, value), ...]} of the scalar summaries in one TensorBoard log directory."""
+    if not os.path.isdir(log_dir):
+        return {}
+    accumulator = event_accumulator.EventAccumulator(
+        log_dir, size_guidance={event_accumulator.TENSORS: 0, event_accumulator.SCALARS: 0})
+    accumulator.Reload()
+    series: Dict[str, List[Tuple[int, float]]] = {}
+    for tag in accumulator.Tags()[event_accumulator.TENSORS]:
+        values = []
+        for event in accumulator.Tensors(tag):
+            array = tensor_util.make_ndarray(event.tensor_proto)
+            if array.size == 1 and array.dtype.kind in "fiu":
+                values.append((event.step, float(array.reshape(()))))
+        if values:
+            series[tag] = values
+    for tag in accumulator.Tags()[event_accumulator.SCALARS]:
+        series[tag] = [(event.step, event.value) for event in accumulator.Scalars(tag)]
+    return series
+
+
+def label_names(transform_graph: Artifact) -> List[str]:
+    """The class names in class-index order (Transform's label vocabulary)."""
+    import tensorflow_transform as tft
+    return [name.decode("utf-8") if isinstance(name, bytes) else name for name in
+            tft.TFTransformOutput(transform_graph.uri).vocabulary_by_name(LABEL_VOCABULARY)]
+
+
+# ---------------------------------------------------------------------------- evaluation
+
+
+def evaluated_models(evaluation_uri: str) -> Dict[str, str]:
+    """The models a TFMA evaluation evaluated, by name: the candidate, and the baseline (the
+    latest blessed model) when there was one; a single unnamed model has the name ''."""
+    from tensorflow_model_analysis.writers import eval_config_writer
+    _, _, _, model_locations = eval_config_writer.load_eval_run(evaluation_uri)
+    return dict(model_locations or {})
+
+
+def has_baseline(evaluation_uri: str) -> bool:
+    return tfma.constants.BASELINE_KEY in evaluated_models(evaluation_uri)
+
+
+def eval_result(evaluation_uri: str, baseline: bool = False):
+    """TFMA's EvalResult of the candidate (or of the baseline). Loaded by name when there are
+    two models: unnamed, TFMA warns that it finds no plots for it."""
+    named = has_baseline(evaluation_uri)
+    if baseline and not named:
+        return None
+    name = (tfma.constants.BASELINE_KEY if baseline else tfma.constants.CANDIDATE_KEY) \
+        if named else None
+    return tfma.load_eval_result(evaluation_uri, model_name=name)
+
+
+def metric_value(value: Dict[str, Any]) -> Optional[float]:
+    if "doubleValue" not in value:
+        return None  # a structured metric (confusion matrix, ...): not a table cell
+    return float(value["doubleValue"])  # TFMA writes NaN as the string "NaN"
+
+
+def overall_metrics(evaluation_uri: str) -> Dict[str, float]:
+    """Overall-slice metrics of a TFMA evaluation's candidate model (per-class ones as
+    `name/classId:k`; with a baseline, also the `..._diff` ones)."""
+    metrics: Dict[str, float] = {}
+    for slice_key, by_output in eval_result(evaluation_uri).slicing_metrics:
+        if slice_key != ():
+            continue
+        for sub_key, values in by_output[""].items():
+            for name, value in values.items():
+                if "doubleValue" in value:
+                    metrics[f"{name}/{sub_key}" if sub_key else name] = value["doubleValue"]
+    return metrics
+
+
+def validation_result(evaluation_uri: str):
+    """TFMA's ValidationResult: whether the thresholds passed, and each failure."""
+    return tfma.load_validation_result(evaluation_uri)
+
+
+# --------------------------------------------------------------------- blessing and push
+
+
+def blessed(artifact: Optional[Artifact]) -> Optional[bool]:
+    """A (Model or Infra) blessing's verdict; None when there is no blessing."""
+    if artifact is None or not artifact.has_custom_property("blessed"):
+        return None
+    return bool(artifact.get_int_custom_property("blessed"))
+
+
+def serving_check_report(infra_blessing: Artifact) -> Optional[Dict[str, Any]]:
+    """The JSON report the ServingCheck wrote beside its blessing."""
+    path = os.path.join(infra_blessing.uri, SERVING_CHECK_FILE)
+    if not os.path.exists(path):
+        return None
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)

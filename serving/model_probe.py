@@ -1,0 +1,143 @@
+"""Looks at a SavedModel the way stock TensorFlow Serving would, in a process of its own.
+
+Run as `python -m serving.model_probe MODE SAVED_MODEL_DIR REQUEST_JSON RESULT_JSON` by the
+serving check (serving/servability.py), in a fresh interpreter, so that nothing the pipeline has
+imported (TFX, TF Transform, transformers, tensorflow_text) can register an op the model server
+lacks or hide a loading problem:
+
+- `list_ops`: imports TensorFlow only and lists every op type of the SavedModel (graph nodes and
+  every library function body) and those core TensorFlow does not register;
+- `call_signature`: imports TensorFlow and tensorflow_text only (TF Serving links TF Text's ops),
+  loads the model as the model server does (TF1 loader, tag "serve", SignatureDef tensors) and
+  calls `serving_default` on the request's batches of texts.
+
+The result file also names any of those packages that got imported anyway (a sitecustomize or
+.pth file would), because then the probe proves nothing. `describe_signature` is also used by
+the local server to check a version it loads (serving/servable.py).
+"""
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any, Dict, List
+
+from serving.contract import SERVE_TAG, SERVING_SIGNATURE, TEXT_INPUT
+
+# Modules that must not be in a probe process (tensorflow_text is allowed when calling).
+NOT_IMPORTED = ("tfx", "tensorflow_transform", "transformers")
+
+
+def list_op_types(saved_model_dir: str) -> List[str]:
+    """Op types of every graph node and every library function body (the library holds the
+    bodies of all functions, nested calls included). A node whose op is a library function's
+    name calls that function and is not an op."""
+    import tensorflow as tf
+    from google.protobuf import text_format
+    from tensorflow.core.protobuf import saved_model_pb2
+    saved_model = saved_model_pb2.SavedModel()
+    pb_path = tf.io.gfile.join(saved_model_dir, "saved_model.pb")
+    if tf.io.gfile.exists(pb_path):
+        with tf.io.gfile.GFile(pb_path, "rb") as handle:
+            saved_model.ParseFromString(handle.read())
+    else:
+        with tf.io.gfile.GFile(tf.io.gfile.join(saved_model_dir, "saved_model.pbtxt")) as handle:
+            text_format.Parse(handle.read(), saved_model)
+    op_types, function_names = set(), set()
+    for meta_graph in saved_model.meta_graphs:
+        op_types.update(node.op for node in meta_graph.graph_def.node)
+        for function in meta_graph.graph_def.library.function:
+            function_names.add(function.signature.name)
+            op_types.update(node.op for node in function.node_def)
+    return sorted(op_types - function_names)
+
+
+def list_ops(saved_model_dir: str) -> Dict[str, Any]:
+    import tensorflow as tf
+    from tensorflow.python.framework import op_def_registry
+    ops = list_op_types(saved_model_dir)
+    return {"ops": ops, "non_core_ops": [op for op in ops if op_def_registry.get(op) is None],
+            "tensorflow_version": tf.__version__}
+
+
+def describe_tensors(tensor_infos) -> Dict[str, Dict[str, Any]]:
+    """TensorInfos as serving/contract.py describes tensors: dtype name, shape, dense."""
+    from tensorflow.core.framework import types_pb2
+    described = {}
+    for name, info in sorted(tensor_infos.items()):
+        shape = (None if info.tensor_shape.unknown_rank
+                 else [dim.size for dim in info.tensor_shape.dim])
+        described[name] = {"dtype": types_pb2.DataType.Name(info.dtype), "shape": shape,
+                           "dense": info.WhichOneof("encoding") == "name"}
+    return described
+
+
+def describe_signature(signature_def) -> Dict[str, Any]:
+    return {"method_name": signature_def.method_name,
+            "inputs": describe_tensors(signature_def.inputs),
+            "outputs": describe_tensors(signature_def.outputs)}
+
+
+def _as_json_value(array) -> Dict[str, Any]:
+    values = array.tolist()
+    if array.dtype == object:
+        def decode(value):
+            if isinstance(value, list):
+                return [decode(item) for item in value]
+            return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+        values = decode(values)
+    return {"dtype": str(array.dtype), "shape": list(array.shape), "values": values}
+
+
+def call_signature(saved_model_dir: str, batches: List[List[str]]) -> Dict[str, Any]:
+    import numpy as np
+    import tensorflow as tf
+    import tensorflow_text  # noqa: F401  registers the TF Text ops, as TF Serving links them in
+    result: Dict[str, Any] = {"tensorflow_version": tf.__version__,
+                              "tensorflow_text_version": tensorflow_text.__version__}
+    with tf.Graph().as_default() as graph, tf.compat.v1.Session(graph=graph) as session:
+        try:
+            meta_graph = tf.compat.v1.saved_model.load(session, [SERVE_TAG], saved_model_dir)
+        except Exception as error:  # reported to the parent, which names the problem
+            result["load_error"] = f"{type(error).__name__}: {error}"
+            return result
+        result["signature_keys"] = sorted(meta_graph.signature_def)
+        signature = meta_graph.signature_def.get(SERVING_SIGNATURE)
+        if signature is None:
+            return result
+        result["signature"] = describe_signature(signature)
+        text = signature.inputs.get(TEXT_INPUT)
+        if list(signature.inputs) != [TEXT_INPUT] or text.dtype != tf.string.as_datatype_enum:
+            return result
+        fetches = {name: info.name for name, info in signature.outputs.items()
+                   if info.WhichOneof("encoding") == "name"}
+        result["calls"] = []
+        for texts in batches:
+            call: Dict[str, Any] = {"texts": texts}
+            try:
+                feed = np.array([value.encode("utf-8") for value in texts], dtype=object)
+                outputs = session.run(fetches, feed_dict={text.name: feed})
+                call["outputs"] = {name: _as_json_value(np.asarray(value))
+                                   for name, value in outputs.items()}
+            except Exception as error:
+                call["error"] = f"{type(error).__name__}: {error}"
+            result["calls"].append(call)
+    return result
+
+
+def main(argv: List[str]) -> None:
+    mode, saved_model_dir, request_path, result_path = argv
+    with open(request_path, encoding="utf-8") as handle:
+        request = json.load(handle)
+    if mode == "list_ops":
+        result = list_ops(saved_model_dir)
+        not_imported = NOT_IMPORTED + ("tensorflow_text",)
+    else:
+        result = call_signature(saved_model_dir, request["batches"])
+        not_imported = NOT_IMPORTED
+    result["unexpected_imports"] = [name for name in not_imported if name in sys.modules]
+    with open(result_path, "w", encoding="utf-8") as handle:
+        json.dump(result, handle)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
