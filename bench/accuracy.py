@@ -43,14 +43,14 @@ def summarize(config, output: pathlib.Path, data: pathlib.Path, train: pathlib.P
               epochs: int, total: Optional[float]):
     """The accuracy table, the timing line and the number of training rows of a finished run."""
     from components.text_example_gen import read_delimited_file
-    from pipeline import run_summary
+    from pipeline import run_artifacts, runs
     from serving.predict import accuracy, resolve_saved_model_dir
 
-    run = run_summary.latest_run(config)
+    run = runs.read_run(config.run_dir)
     times = {name: entry.seconds for name, entry in run.components.items()}
     # The Evaluator's overall accuracy on the eval split: Keras' SparseCategoricalAccuracy
     # (pipeline/eval_config.py).
-    dev_accuracy = run_summary.overall_metrics(run.artifact("Evaluator", "evaluation").uri)[
+    dev_accuracy = run_artifacts.overall_metrics(run.artifact("Evaluator", "evaluation").uri)[
         "sparse_categorical_accuracy"]
     pushed = output / "serving" / config.serving.model_name
     if pushed.is_dir():

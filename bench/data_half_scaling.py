@@ -27,7 +27,7 @@ def main() -> None:
     parser.add_argument("--data", default=str(SST2_DIR))
     args = parser.parse_args()
 
-    from pipeline import local_runner, run_summary
+    from pipeline import local_runner, runs
     from pipeline.config import PipelineConfig
 
     data = pathlib.Path(args.data)
@@ -38,14 +38,15 @@ def main() -> None:
             work = pathlib.Path(work)
             train_rows = sample_tsv(data / "train.tsv", rows, work / "train.tsv")
             eval_rows = sample_tsv(data / "dev.tsv", 10**9, work / "dev.tsv")
-            config = PipelineConfig.from_settings(train_data=str(work / "train.tsv"),
-                                    eval_data=str(work / "dev.tsv"), text_column="sentence",
-                                    schema_path=str(REPO / "schemas" / "sst2.pbtxt"),
-                                    output_dir=str(work / "runs"), train=False)
+            config = PipelineConfig.from_settings(
+                train_data=str(work / "train.tsv"), eval_data=str(work / "dev.tsv"),
+                text_column="sentence", schema_path=str(REPO / "schemas" / "sst2.pbtxt"),
+                output_dir=str(work / "runs"), train=False)
             started = time.monotonic()
             local_runner.run(config)
             total = time.monotonic() - started
-            times = run_summary.component_wall_times(config)
+            times = {name: entry.seconds
+                     for name, entry in runs.read_run(config.run_dir).components.items()}
         table.append(f"| {train_rows} | {eval_rows} | "
                      + " | ".join(f"{times.get(name, float('nan')):.1f}" for name in COMPONENTS)
                      + f" | {total:.1f} | {(train_rows + eval_rows) / total:.0f} |")

@@ -22,6 +22,8 @@ from tfx.components import Transform as _Transform
 from tfx.components.trainer.executor import GenericExecutor
 from tfx.components.transform.executor import Executor as _TransformExecutor
 from tfx.dsl.components.base import base_component
+from tfx.extensions.google_cloud_ai_platform.trainer import \
+    executor as ai_platform_trainer_executor
 from tfx.dsl.components.common import importer
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.types.component_spec import ChannelParameter
@@ -45,6 +47,8 @@ def checkpoint_importer(checkpoint_uri: str) -> importer.Importer:
 
 def _custom_config(exec_properties: Dict[str, Any]) -> Dict[str, Any]:
     serialized = exec_properties.get(standard_component_specs.CUSTOM_CONFIG_KEY)
+    if isinstance(serialized, dict):  # as TFX's Vertex training launcher may hand it over
+        return serialized
     return (json_utils.loads(serialized) if serialized else None) or {}
 
 
@@ -102,5 +106,16 @@ def _with_checkpoint_input(component_class, executor_class):
     return WithCheckpoint
 
 
+class VertexTrainingExecutor(ai_platform_trainer_executor.GenericExecutor):
+    """TFX's launcher of a Vertex AI Training custom job (worker pools from custom_config's
+    TRAINING_ARGS_KEY); every replica runs TrainerExecutor, so each reads the checkpoint
+    artifact just as the Trainer does in a pipeline node."""
+
+    def _GetExecutorClass(self):
+        return TrainerExecutor
+
+
 Transform = _with_checkpoint_input(_Transform, TransformExecutor)
 Trainer = _with_checkpoint_input(_Trainer, TrainerExecutor)
+# The same Trainer, run as a Vertex AI Training job (--trainer-backend vertex-training).
+VertexTrainer = _with_checkpoint_input(_Trainer, VertexTrainingExecutor)

@@ -65,6 +65,7 @@ def _user_errors():
     from components.text_example_gen import InputDataError
     from components.validation_gate import DataValidationError
     from pipeline.cloud_jobs import CloudJobError
+    from pipeline.gpu_check import GpuCheckError
     from pipeline.kubeflow_v2_runner import CloudConfigError
     from pipeline.runs import RunStoreError
     from preprocessing.checkpoint import CheckpointError
@@ -72,7 +73,8 @@ def _user_errors():
     from serving.errors import ServeError
     from serving.servability import ServingCheckError
     return (ConfigError, CloudConfigError, CloudJobError, InputDataError, DataValidationError,
-            CheckpointError, ServingCheckError, ServingClientError, ServeError, RunStoreError)
+            CheckpointError, ServingCheckError, ServingClientError, ServeError, RunStoreError,
+            GpuCheckError)
 
 
 def find_user_error(error: BaseException) -> Optional[BaseException]:
@@ -118,6 +120,14 @@ def command_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_resources(job, file=sys.stdout) -> None:
+    """The cloud resources a compiled pipeline asks for, one line per node."""
+    import json
+    from pipeline.cloud_jobs import describe_resources
+    for node, resources in describe_resources(job).items():
+        print(f"  {node}: {json.dumps(resources, sort_keys=True)}", file=file)
+
+
 def command_compile(args: argparse.Namespace) -> int:
     from pipeline import kubeflow_v2_runner
     config = _config_from_args(args)
@@ -126,6 +136,7 @@ def command_compile(args: argparse.Namespace) -> int:
     print(f"wrote {args.output} ({args.target}): pipeline {config.runtime.pipeline_name!r}, "
           f"{len(tasks)} tasks, image {config.runtime.image}, pipeline root "
           f"{job['runtimeConfig']['gcsOutputDirectory']}")
+    _print_resources(job)
     if config.runtime.train and not config.data.label_values:
         print("note: no --label-values: the Evaluator computes overall metrics only (per-class "
               "metrics need the label values in class order; a gs:// schema is not read when "
@@ -146,19 +157,23 @@ def _job_spec(args: argparse.Namespace) -> str:
     return path
 
 
-def _print_request(request, dry_run: bool) -> None:
+def _print_request(request, job_spec: str, dry_run: bool) -> None:
     import json
+    from pipeline.cloud_jobs import load_pipeline_job
     print(json.dumps(request, indent=2, sort_keys=True))
+    print("cloud resources of the pipeline's nodes:", file=sys.stderr)
+    _print_resources(load_pipeline_job(job_spec), file=sys.stderr)
     print("dry run: the request above was checked and not sent" if dry_run else
           "sent", file=sys.stderr)
 
 
 def command_submit(args: argparse.Namespace) -> int:
     from pipeline import cloud_jobs
+    job_spec = _job_spec(args)
     request = cloud_jobs.submit_vertex(
-        _job_spec(args), args.gcp_project, args.gcp_region, enable_caching=args.enable_cache,
+        job_spec, args.gcp_project, args.gcp_region, enable_caching=args.enable_cache,
         service_account=args.service_account, job_id=args.job_id, dry_run=args.dry_run)
-    _print_request(request, args.dry_run)
+    _print_request(request, job_spec, args.dry_run)
     return 0
 
 
@@ -167,13 +182,14 @@ def command_schedule(args: argparse.Namespace) -> int:
     common = dict(display_name=args.schedule_name, enable_caching=args.enable_cache,
                   service_account=args.service_account,
                   max_concurrent_runs=args.max_concurrent_runs, dry_run=args.dry_run)
+    job_spec = _job_spec(args)
     if args.target == "vertex":
-        request = cloud_jobs.schedule_vertex(_job_spec(args), args.gcp_project,
+        request = cloud_jobs.schedule_vertex(job_spec, args.gcp_project,
                                              args.gcp_region, args.cron, **common)
     else:
-        request = cloud_jobs.schedule_kubeflow(_job_spec(args), args.kfp_host,
+        request = cloud_jobs.schedule_kubeflow(job_spec, args.kfp_host,
                                                args.kfp_experiment_id, args.cron, **common)
-    _print_request(request, args.dry_run)
+    _print_request(request, job_spec, args.dry_run)
     return 0
 
 
@@ -181,9 +197,6 @@ def _add_job_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pipeline-spec", default="",
                         help="a PipelineJob JSON from `bertpipe compile`; without it the run "
                              "flags below are compiled first (every path a gs:// URI)")
-    parser.add_argument("--service-account", default="",
-                        help="the service account the runs execute as (default: the "
-                             "project's Compute Engine default service account)")
     parser.add_argument("--dry-run", action="store_true",
                         help="check the arguments and print the request without sending it "
                              "(no network access, no credentials needed)")
@@ -194,9 +207,19 @@ def command_info(args: argparse.Namespace) -> int:
     from preprocessing.checkpoint import PACKAGED_CHECKPOINT_NAME, packaged_checkpoint_dir
     import tensorflow as tf
     import tfx
+    from pipeline.gpu_check import visible_devices
+    from trainer import distribution
     print(f"packaged checkpoint: {packaged_checkpoint_dir()}  ({PACKAGED_CHECKPOINT_NAME})")
     print(f"tfx {tfx.__version__}, tensorflow {tf.__version__}")
+    print(f"devices: {', '.join(visible_devices())}")
+    print(f"--distribution auto: {distribution.choose_strategy_name('auto')}, "
+          f"--mixed-precision auto: {distribution.choose_precision('auto')}")
     return 0
+
+
+def command_gpu_check(args: argparse.Namespace) -> int:
+    from pipeline import gpu_check
+    return gpu_check.main(args.data, args.text_column, args.label_column, args.rows)
 
 
 def command_check_tokenizer(args: argparse.Namespace) -> int:
@@ -290,8 +313,18 @@ def build_parser() -> argparse.ArgumentParser:
     _add_job_flags(schedule)
     schedule.set_defaults(handler=command_schedule)
 
-    info = commands.add_parser("info", help="show the packaged checkpoint directory and versions")
+    info = commands.add_parser("info", help="show the packaged checkpoint, versions, devices, "
+                                            "and the strategy and precision `auto` picks here")
     info.set_defaults(handler=command_info)
+
+    gpu = commands.add_parser("gpu-check", help="train on a sample on this machine's GPUs and "
+                                                "check MirroredStrategy over all of them and "
+                                                "float16 compute")
+    gpu.add_argument("--data", required=True, help="a labeled CSV/TSV file, e.g. SST-2 train.tsv")
+    gpu.add_argument("--text-column", default="sentence")
+    gpu.add_argument("--label-column", default=DataConfig.label_column)
+    gpu.add_argument("--rows", type=int, default=4096, help="rows of --data to train on")
+    gpu.set_defaults(handler=command_gpu_check)
 
     check = commands.add_parser(
         "check-tokenizer",

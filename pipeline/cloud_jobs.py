@@ -64,6 +64,35 @@ def load_pipeline_job(spec_path: str) -> Dict[str, Any]:
     return job
 
 
+# The nodes whose resources a compiled pipeline can set (pipeline/cloud_resources.py).
+_RESOURCE_NODES = ("Trainer", "Evaluator")
+_TRAINING_ARGS_KEY = "ai_platform_training_args"  # TFX's TRAINING_ARGS_KEY (imported lazily)
+
+
+def describe_resources(job: Dict[str, Any]) -> Dict[str, Any]:
+    """What a compiled PipelineJob asks the cloud for: each node's container resources, and
+    the Trainer's Vertex AI Training worker pools when it runs there."""
+    spec = job["pipelineSpec"]
+    tasks = spec["root"]["dag"]["tasks"]
+    executors = spec["deploymentSpec"]["executors"]
+    described: Dict[str, Any] = {}
+    for node in _RESOURCE_NODES:
+        task = tasks.get(node)
+        if task is None:
+            continue
+        component = spec["components"][task["componentRef"]["name"]]
+        container = executors[component["executorLabel"]]["container"]
+        entry: Dict[str, Any] = {"container_resources": container.get("resources", {})}
+        custom_config = task["inputs"]["parameters"].get("custom_config")
+        if custom_config:
+            training = json.loads(custom_config["runtimeValue"]["constantValue"][
+                "stringValue"]).get(_TRAINING_ARGS_KEY)
+            if training:
+                entry["vertex_training"] = training
+        described[node] = entry
+    return described
+
+
 def _vertex_pipeline_job(job_spec: str, project: str, region: str, enable_caching: bool,
                          job_id: Optional[str], labels: Dict[str, str], dry_run: bool):
     from google.auth.credentials import AnonymousCredentials

@@ -9,7 +9,9 @@ composed of small sections, each validated when it is made:
   training    how the classifier is trained (trainer/config.py: the Trainer gets just this)
   evaluation  when a model is blessed (the Evaluator)
   serving     where blessed models are pushed (the ServingPusher)
-  runtime     where and how the pipeline runs: names and directories, caching, Beam, image
+  runtime     where and how the pipeline runs: names and directories, caching, Beam, image,
+              the cloud project, region and service account
+  resources   what the Trainer and Evaluator run on in the cloud (GPUs, Vertex AI Training)
 
 Every field name is unique across sections and is its flag (`min_accuracy`: --min-accuracy).
 `PipelineConfig.from_settings(min_accuracy=0.8, ...)` and `config.replace(...)` take fields by
@@ -25,7 +27,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any, Dict, Iterator, List, Tuple
+import re
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from trainer.config import (ConfigError, TrainerSettings, TrainingConfig, check_at_least,
                             check_choice, flag_of)
@@ -160,6 +163,10 @@ class RuntimeConfig:
     gcp_region: str = ""
     beam_temp_location: str = ""
     beam_args: Tuple[str, ...] = ()  # extra Beam flags
+    # The service account the cloud runs execute as: Vertex AI pipeline runs and schedules
+    # (bertpipe submit/schedule) and the Trainer's Vertex AI Training jobs. Empty: the
+    # project's Compute Engine default service account.
+    service_account: str = ""
     # The pipeline image (Dockerfile, `make image`) as the cluster pulls it: every task of a
     # Kubeflow/Vertex run and every Dataflow worker runs in it.
     image: str = "bertpipe:latest"
@@ -197,6 +204,140 @@ class RuntimeConfig:
         return args + list(self.beam_args)
 
 
+TRAINER_BACKENDS = ("pipeline-node", "vertex-training")
+DEFAULT_VERTEX_MACHINE = "n1-standard-8"
+# The GPUs this pipeline can ask for: Vertex AI's accelerator type names (the AcceleratorType
+# enum of google-cloud-aiplatform; tests/test_cloud_resources.py checks each is one) and the
+# machine series that take each (Vertex AI, "Configure compute resources for custom training").
+# A2, A3 and G2 machines come with their GPUs built in; N1 machines take 1, 2, 4 (or 8) of them.
+GPU_MACHINE_SERIES = {
+    "NVIDIA_TESLA_T4": ("n1-",), "NVIDIA_TESLA_V100": ("n1-",),
+    "NVIDIA_TESLA_P100": ("n1-",), "NVIDIA_TESLA_P4": ("n1-",),
+    "NVIDIA_TESLA_A100": ("a2-highgpu-", "a2-megagpu-"), "NVIDIA_A100_80GB": ("a2-ultragpu-",),
+    "NVIDIA_L4": ("g2-standard-",), "NVIDIA_H100_80GB": ("a3-highgpu-",),
+    "NVIDIA_H100_MEGA_80GB": ("a3-megagpu-",), "NVIDIA_H200_141GB": ("a3-ultragpu-",),
+}
+_N1_GPU_COUNTS = {"NVIDIA_TESLA_T4": (1, 2, 4), "NVIDIA_TESLA_V100": (1, 2, 4, 8),
+                  "NVIDIA_TESLA_P100": (1, 2, 4), "NVIDIA_TESLA_P4": (1, 2, 4)}
+_G2_GPU_COUNTS = {"4": 1, "8": 1, "12": 1, "16": 1, "32": 1, "24": 2, "48": 4, "96": 8}
+# Open-source Kubeflow Pipelines on Kubernetes asks for GPUs by resource name instead.
+KUBERNETES_GPU_RESOURCES = ("nvidia.com/gpu", "amd.com/gpu")
+_TPU_TYPES = ("TPU_V2", "TPU_V3", "TPU_V4_POD", "TPU_V5_LITEPOD")
+
+
+def gpus_built_into(machine_type: str) -> Optional[int]:
+    """The GPUs an A2/A3/G2 machine comes with (a2-highgpu-4g: 4); None for other series."""
+    match = re.fullmatch(r"a[23]-\w+-(\d+)g", machine_type)
+    if match:
+        return int(match.group(1))
+    match = re.fullmatch(r"g2-standard-(\d+)", machine_type)
+    return _G2_GPU_COUNTS.get(match.group(1)) if match else None
+
+
+def _check_accelerator(role: str, accelerator_type: str, count: int, on_vertex: bool) -> None:
+    type_flag, count_flag = flag_of(f"{role}_accelerator_type"), flag_of(
+        f"{role}_accelerator_count")
+    if count < 0:
+        raise ConfigError(f"{count_flag} must be at least 0, got {count}")
+    if bool(accelerator_type) != (count > 0):
+        raise ConfigError(f"{type_flag} and {count_flag} go together: got type "
+                          f"{accelerator_type!r} and count {count}")
+    if not accelerator_type:
+        return
+    if accelerator_type in _TPU_TYPES:
+        raise ConfigError(f"{type_flag} {accelerator_type}: TPUs are not supported yet (the "
+                          "Trainer's TPUStrategy path is untested on Vertex AI); use a GPU type")
+    known = list(GPU_MACHINE_SERIES) + ([] if on_vertex else list(KUBERNETES_GPU_RESOURCES))
+    if accelerator_type not in known:
+        raise ConfigError(f"{type_flag} {accelerator_type!r} is not an accelerator type this "
+                          f"pipeline knows; use one of {', '.join(known)}")
+
+
+@dataclasses.dataclass(frozen=True)
+class ResourcesConfig:
+    """What the Trainer and the Evaluator run on in the cloud (Kubeflow Pipelines v2 / Vertex
+    AI). A local run ignores these: it uses this machine's devices."""
+
+    # pipeline-node: the Trainer runs in its pipeline task's container, with the resources
+    # below; vertex-training: as a Vertex AI Training custom job (worker pools of the pipeline
+    # image), the only way to several replicas.
+    trainer_backend: str = "pipeline-node"
+    # vertex-training: the Compute Engine machine type of each replica (default n1-standard-8).
+    trainer_machine_type: str = ""
+    # GPUs per replica (pipeline-node: per task), a Vertex AI accelerator type such as
+    # NVIDIA_TESLA_T4 (on open-source KFP: nvidia.com/gpu), and how many.
+    trainer_accelerator_type: str = ""
+    trainer_accelerator_count: int = 0
+    # vertex-training: worker replicas beyond the chief (MultiWorkerMirroredStrategy).
+    trainer_replicas: int = 0
+    # pipeline-node: vCPU and memory (GB) limits of the Trainer's task; 0: the orchestrator's
+    # default.
+    trainer_cpu: float = 0
+    trainer_memory_gb: float = 0
+    # The Evaluator's task (its Beam work runs there unless --beam-runner dataflow).
+    evaluator_cpu: float = 0
+    evaluator_memory_gb: float = 0
+    evaluator_accelerator_type: str = ""
+    evaluator_accelerator_count: int = 0
+
+    def __post_init__(self):
+        check_choice(self.trainer_backend, "trainer_backend", TRAINER_BACKENDS)
+        check_at_least(self, ("trainer_replicas", "trainer_cpu", "trainer_memory_gb",
+                              "evaluator_cpu", "evaluator_memory_gb"), 0)
+        vertex = self.trainer_backend == "vertex-training"
+        _check_accelerator("trainer", self.trainer_accelerator_type,
+                           self.trainer_accelerator_count, on_vertex=vertex)
+        _check_accelerator("evaluator", self.evaluator_accelerator_type,
+                           self.evaluator_accelerator_count, on_vertex=False)
+        if not vertex:
+            if self.trainer_replicas:
+                raise ConfigError(
+                    f"{flag_of('trainer_replicas')} {self.trainer_replicas}: a Kubeflow pipeline "
+                    "node is one container, so it cannot hold several replicas; use "
+                    f"{flag_of('trainer_backend')} vertex-training")
+            if self.trainer_machine_type:
+                raise ConfigError(
+                    f"{flag_of('trainer_machine_type')} is for {flag_of('trainer_backend')} "
+                    f"vertex-training; a pipeline node takes {flag_of('trainer_cpu')} and "
+                    f"{flag_of('trainer_memory_gb')}")
+            return
+        if self.trainer_cpu or self.trainer_memory_gb:
+            raise ConfigError(f"{flag_of('trainer_cpu')}/{flag_of('trainer_memory_gb')} are for "
+                              f"the pipeline-node backend; with vertex-training choose "
+                              f"{flag_of('trainer_machine_type')}")
+        machine = self.machine_type
+        accelerator, count = self.trainer_accelerator_type, self.trainer_accelerator_count
+        built_in = gpus_built_into(machine)
+        if not accelerator:
+            if built_in:
+                raise ConfigError(f"{flag_of('trainer_machine_type')} {machine} comes with "
+                                  f"{built_in} GPU(s): name them with "
+                                  f"{flag_of('trainer_accelerator_type')} and "
+                                  f"{flag_of('trainer_accelerator_count')} {built_in}")
+            return
+        series = GPU_MACHINE_SERIES[accelerator]
+        if not machine.startswith(series):
+            raise ConfigError(
+                f"{flag_of('trainer_accelerator_type')} {accelerator} needs a "
+                f"{' or '.join(prefix + '*' for prefix in series)} machine "
+                f"({flag_of('trainer_machine_type')}), got {machine}")
+        if built_in is not None and count != built_in:
+            raise ConfigError(f"{flag_of('trainer_machine_type')} {machine} comes with "
+                              f"{built_in} {accelerator}; {flag_of('trainer_accelerator_count')} "
+                              f"is {count}")
+        if accelerator in _N1_GPU_COUNTS and count not in _N1_GPU_COUNTS[accelerator]:
+            raise ConfigError(f"{flag_of('trainer_accelerator_count')} {count}: an N1 machine "
+                              f"takes {_N1_GPU_COUNTS[accelerator]} x {accelerator}")
+
+    @property
+    def machine_type(self) -> str:
+        return self.trainer_machine_type or DEFAULT_VERTEX_MACHINE
+
+    @property
+    def vertex_training(self) -> bool:
+        return self.trainer_backend == "vertex-training"
+
+
 def run_layout(run_dir: str) -> Dict[str, str]:
     """The directories and files of a run directory (<output_dir>/<pipeline_name>)."""
     return {"pipeline_root": os.path.join(run_dir, PIPELINE_ROOT_DIR),
@@ -205,7 +346,8 @@ def run_layout(run_dir: str) -> Dict[str, str]:
 
 
 SECTIONS = {"data": DataConfig, "model": ModelConfig, "training": TrainingConfig,
-            "evaluation": EvaluationConfig, "serving": ServingConfig, "runtime": RuntimeConfig}
+            "evaluation": EvaluationConfig, "serving": ServingConfig, "runtime": RuntimeConfig,
+            "resources": ResourcesConfig}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -218,6 +360,16 @@ class PipelineConfig:
     evaluation: EvaluationConfig = EvaluationConfig()
     serving: ServingConfig = ServingConfig()
     runtime: RuntimeConfig = RuntimeConfig()
+    resources: ResourcesConfig = ResourcesConfig()
+
+    def __post_init__(self):
+        if self.resources.vertex_training:
+            missing = [flag_of(name) for name in ("gcp_project", "gcp_region")
+                       if not getattr(self.runtime, name)]
+            if missing:
+                raise ConfigError(f"{flag_of('trainer_backend')} vertex-training runs a Vertex AI "
+                                  f"custom job in a project and region: give "
+                                  f"{' and '.join(missing)}")
 
     # --- building by flat field names (the flags' names) -----------------------------------
 

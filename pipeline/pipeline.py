@@ -17,12 +17,12 @@ from __future__ import annotations
 
 from tfx import v1 as tfx
 
-from components.checkpoint_inputs import Trainer, Transform, checkpoint_importer
+from components.checkpoint_inputs import Trainer, Transform, VertexTrainer, checkpoint_importer
 from components.pusher import ServingPusher
 from components.serving_check import ServingCheck
 from components.text_example_gen import TextExampleGen
 from components.validation_gate import ValidationGate
-from pipeline import user_code
+from pipeline import cloud_resources, user_code
 from pipeline.config import PipelineConfig
 from pipeline.data_inputs import example_gen_inputs
 from pipeline.eval_config import make_eval_config
@@ -75,18 +75,26 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
         model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
         model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
     ).with_id("latest_blessed_model_resolver")
-    trainer = Trainer(
+    # On Vertex AI Training (--trainer-backend vertex-training) or in its pipeline node.
+    trainer_class = VertexTrainer if config.resources.vertex_training else Trainer
+    trainer = trainer_class(
         pretrained_checkpoint=checkpoint.outputs["result"],
         run_fn=user_code.RUN_FN,
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=schema_gen.outputs["schema"],
         base_model=baseline_model.outputs["model"] if config.training.warm_start else None,
-        custom_config=config.trainer_settings().to_custom_config())
+        custom_config={**config.trainer_settings().to_custom_config(),
+                       **cloud_resources.vertex_training_config(config)})
     evaluator = tfx.components.Evaluator(
         examples=example_gen.outputs["examples"], model=trainer.outputs["model"],
         baseline_model=baseline_model.outputs["model"],
         eval_config=make_eval_config(config.evaluation, data.label_values))
+    # GPUs and limits of the cloud tasks (Kubeflow Pipelines v2 / Vertex AI Pipelines).
+    for node, resources in ((trainer, cloud_resources.trainer_node_resources(config)),
+                            (evaluator, cloud_resources.evaluator_node_resources(config))):
+        if resources is not None:
+            node.with_platform_config(resources)
 
     serving_check = ServingCheck(model=trainer.outputs["model"])  # servable by TF Serving?
     pusher = ServingPusher(

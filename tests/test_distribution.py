@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 import tf_keras as keras
 
-from pipeline.config import PRECISIONS, STRATEGIES
+from trainer.config import PRECISIONS, STRATEGIES
 from trainer import distribution
 
 TWO_WORKERS = {"cluster": {"worker": ["127.0.0.1:20001", "127.0.0.1:20002"]},

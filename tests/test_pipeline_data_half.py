@@ -122,11 +122,12 @@ def test_data_half_on_two_beam_worker_processes_gives_the_same_examples(sst2_run
     """Beam's multi_processing mode: ExampleGen, StatisticsGen and Transform run in two worker
     processes, which must load the tensorflow_text ops of the transform graph themselves."""
     config = PipelineConfig.from_settings(
-        train_data=sst2_run.train_data, eval_data=sst2_run.eval_data, text_column="sentence",
-        schema_path=sst2_run.schema_path, max_seq_length=MAX_SEQ_LENGTH,
+        train_data=sst2_run.data.train_data, eval_data=sst2_run.data.eval_data,
+        text_column="sentence", schema_path=sst2_run.data.schema_path,
+        max_seq_length=MAX_SEQ_LENGTH,
         output_dir=str(tmp_path), train=False, beam_workers=2)
-    assert config.runtime.beam_pipeline_args[:2] == ["--direct_running_mode=multi_processing",
-                                             "--direct_num_workers=2"]
+    assert config.runtime.beam_pipeline_args[:2] == [
+        "--direct_running_mode=multi_processing", "--direct_num_workers=2"]
     local_runner.run(config)
 
     def as_multiset(records):

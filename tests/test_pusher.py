@@ -45,6 +45,12 @@ def model_uri(tmp_path_factory):
     return str(write_saved_model(tmp_path_factory.mktemp("model")))
 
 
+@pytest.fixture(scope="session")
+def other_model_uri(tmp_path_factory):
+    """Another model (other weights), as a retrained one would be."""
+    return str(write_saved_model(tmp_path_factory.mktemp("other_model"), scale=3.0))
+
+
 def with_blessed(artifact, blessed):
     artifact.set_int_custom_property("blessed", int(blessed))
     return artifact
@@ -82,10 +88,10 @@ def read_config(serving_root):
         return text_format.Parse(handle.read(), model_server_config_pb2.ModelServerConfig())
 
 
-def test_blessed_model_is_pushed_as_versions_1_then_2(tmp_path, model_uri):
+def test_blessed_model_is_pushed_as_versions_1_then_2(tmp_path, model_uri, other_model_uri):
     serving_root = tmp_path / "serving"
     first = push(tmp_path, serving_root, model_uri)
-    second = push(tmp_path, serving_root, model_uri)
+    second = push(tmp_path, serving_root, other_model_uri)
 
     model_dir = serving_root / MODEL_NAME
     assert children(model_dir) == ["1", "2"]  # no temporary directory left behind
@@ -98,6 +104,24 @@ def test_blessed_model_is_pushed_as_versions_1_then_2(tmp_path, model_uri):
         assert artifact.get_string_custom_property("pushed_destination") == str(
             model_dir / version)
         assert os.path.exists(os.path.join(artifact.uri, "saved_model.pb"))  # as upstream
+        assert not artifact.has_custom_property(pusher.ALREADY_SERVED_PROPERTY)
+
+
+def test_the_model_already_served_as_the_newest_version_is_not_copied_again(
+        tmp_path, model_uri, other_model_uri):
+    """E.g. a rerun with a changed blessing threshold, whose Trainer was cached."""
+    serving_root = tmp_path / "serving"
+    push(tmp_path, serving_root, model_uri)
+    again = push(tmp_path, serving_root, model_uri)
+    assert children(serving_root / MODEL_NAME) == ["1"]
+    assert again.get_int_custom_property("pushed") == 1
+    assert again.get_int_custom_property(pusher.ALREADY_SERVED_PROPERTY) == 1
+    assert again.get_string_custom_property("pushed_version") == "1"
+    # Only the newest version counts: a model served before a newer one is pushed anew.
+    push(tmp_path, serving_root, other_model_uri)
+    assert push(tmp_path, serving_root, model_uri).get_string_custom_property(
+        "pushed_version") == "3"
+    assert children(serving_root / MODEL_NAME) == ["1", "2", "3"]
 
     served = tf.saved_model.load(str(model_dir / "2"))
     result = served.signatures["serving_default"](x=tf.constant([1.5]))
@@ -289,7 +313,7 @@ def test_push_through_a_tfx_pipeline(tmp_path, model_uri):
 
 
 def test_object_store_push_writes_saved_model_pb_last_and_redoes_a_crashed_version(
-        tmp_path, model_uri, monkeypatch):
+        tmp_path, model_uri, other_model_uri, monkeypatch):
     """A serving root without directory rename (ram:// stands for gs:// here: TensorFlow's
     in-memory filesystem): versions are written in place, saved_model.pb last."""
     serving_root = f"ram://serving-{uuid.uuid4().hex}"
@@ -318,7 +342,7 @@ def test_object_store_push_writes_saved_model_pb_last_and_redoes_a_crashed_versi
     tf.io.gfile.makedirs(f"{crashed}/variables")
     with tf.io.gfile.GFile(f"{crashed}/variables/partial", "w") as handle:
         handle.write("half")
-    second = push(tmp_path, serving_root, model_uri)
+    second = push(tmp_path, serving_root, other_model_uri)
     assert second.get_string_custom_property("pushed_version") == "2"
     assert not tf.io.gfile.exists(f"{crashed}/variables/partial")
     assert tf.io.gfile.exists(f"{crashed}/saved_model.pb")

@@ -7,7 +7,12 @@ names, sequence length and backup root) plus the checkpoint artifact's URI. With
 starts from that model's weights instead of the pretrained checkpoint's.
 Training state is backed up every `checkpoint_every_steps` steps (Keras BackupAndRestore) in a
 directory keyed by the training inputs, so a Trainer killed mid-epoch and run again resumes
-from its last backup instead of step 0. TensorBoard logs go to the run's model_run_dir.
+from its last backup instead of step 0. TensorBoard logs go to the run's model_run_dir, with
+`training_summary.json` (strategy, replicas, precision, examples/s of the fit).
+
+Under MultiWorkerMirroredStrategy (several replicas of a Vertex AI Training job, or workers a
+TF_CONFIG names) every replica runs this function; only the chief's export is the model, and
+the others return once it is in place (TFX's Trainer executor checks that it exists).
 """
 from __future__ import annotations
 
@@ -16,6 +21,7 @@ import json
 import logging
 import os
 import tempfile
+import time
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # transformers' TF models need Keras 2
 
@@ -91,16 +97,54 @@ def run_fn(fn_args: FnArgs) -> None:
         keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir,
                                     update_freq=max(1, min(50, steps_per_epoch // 10))),
     ]
-    classifier.fit(train_data, epochs=training.epochs, steps_per_epoch=steps_per_epoch,
-                   validation_data=eval_data, callbacks=callbacks, verbose=2)
+    started = time.monotonic()
+    history = classifier.fit(train_data, epochs=training.epochs, steps_per_epoch=steps_per_epoch,
+                             validation_data=eval_data, callbacks=callbacks, verbose=2)
+    fit_seconds = time.monotonic() - started
+    # Steps the fit ran (a resumed run skips the steps of its backup).
+    steps_run = len(history.epoch) * steps_per_epoch
 
     # Under MultiWorkerMirroredStrategy every worker must take part in saving; only the
     # chief's copy is the model, the others write to a scratch directory and drop it.
     if distribution.is_chief(strategy):
         export.export_serving_model(classifier, tft_output, settings.text_feature,
                                     settings.label_feature, fn_args.serving_model_dir)
+        _write_training_summary(fn_args.model_run_dir, {
+            "strategy": type(strategy).__name__, "replicas": strategy.num_replicas_in_sync,
+            "devices": _devices(strategy),
+            "precision": policy, "xla": training.xla, "examples": steps_run *
+            training.train_batch_size, "steps": steps_run, "fit_seconds": fit_seconds,
+            "examples_per_second": steps_run * training.train_batch_size / fit_seconds})
     else:
         scratch = tempfile.mkdtemp()
         export.export_serving_model(classifier, tft_output, settings.text_feature,
                                     settings.label_feature, scratch)
         tf.io.gfile.rmtree(scratch)
+        _wait_for(os.path.join(fn_args.serving_model_dir, "saved_model.pb"))
+
+
+TRAINING_SUMMARY_FILE = "training_summary.json"
+_CHIEF_EXPORT_TIMEOUT_SECONDS = 1800
+
+
+def _devices(strategy: tf.distribute.Strategy):
+    try:
+        return list(strategy.extended.worker_devices)
+    except RuntimeError:  # the default strategy has none: it runs on this process's device
+        return []
+
+
+def _write_training_summary(model_run_dir: str, summary) -> None:
+    tf.io.gfile.makedirs(model_run_dir)
+    with tf.io.gfile.GFile(os.path.join(model_run_dir, TRAINING_SUMMARY_FILE), "w") as handle:
+        handle.write(json.dumps(summary, indent=2, sort_keys=True))
+
+
+def _wait_for(path: str) -> None:
+    """Returns once `path` exists (the chief's export); raises after the time-out."""
+    deadline = time.monotonic() + _CHIEF_EXPORT_TIMEOUT_SECONDS
+    while not tf.io.gfile.exists(path):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the chief's export {path} did not appear within "
+                               f"{_CHIEF_EXPORT_TIMEOUT_SECONDS} s")
+        time.sleep(2)
