@@ -106,6 +106,18 @@ def test_blessed_model_is_pushed_as_versions_1_then_2(tmp_path, model_uri, other
         assert os.path.exists(os.path.join(artifact.uri, "saved_model.pb"))  # as upstream
         assert not artifact.has_custom_property(pusher.ALREADY_SERVED_PROPERTY)
 
+    served = tf.saved_model.load(str(model_dir / "2"))  # the other model: y = 3 x
+    result = served.signatures["serving_default"](x=tf.constant([1.5]))
+    assert result["y"].numpy().tolist() == [4.5]
+
+    # A server running as another user must be able to read what was pushed: same modes as
+    # a directory and a file created plainly (not tempfile's 0700 / 0600).
+    os.mkdir(tmp_path / "plain_dir")
+    (tmp_path / "plain_file").write_text("")
+    assert (model_dir / "2").stat().st_mode == (tmp_path / "plain_dir").stat().st_mode
+    assert ((serving_root / "models.config").stat().st_mode
+            == (tmp_path / "plain_file").stat().st_mode)
+
 
 def test_the_model_already_served_as_the_newest_version_is_not_copied_again(
         tmp_path, model_uri, other_model_uri):
@@ -122,18 +134,6 @@ def test_the_model_already_served_as_the_newest_version_is_not_copied_again(
     assert push(tmp_path, serving_root, model_uri).get_string_custom_property(
         "pushed_version") == "3"
     assert children(serving_root / MODEL_NAME) == ["1", "2", "3"]
-
-    served = tf.saved_model.load(str(model_dir / "2"))
-    result = served.signatures["serving_default"](x=tf.constant([1.5]))
-    assert result["y"].numpy().tolist() == [3.0]
-
-    # A server running as another user must be able to read what was pushed: same modes as
-    # a directory and a file created plainly (not tempfile's 0700 / 0600).
-    os.mkdir(tmp_path / "plain_dir")
-    (tmp_path / "plain_file").write_text("")
-    assert (model_dir / "2").stat().st_mode == (tmp_path / "plain_dir").stat().st_mode
-    assert ((serving_root / "models.config").stat().st_mode
-            == (tmp_path / "plain_file").stat().st_mode)
 
 
 def test_next_version_is_numeric_max_plus_one_ignoring_other_names(tmp_path):
