@@ -43,9 +43,10 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
             group.add_argument(*flags, dest=field.name, default=default,
                                action=argparse.BooleanOptionalAction,
                                help=_DEFAULT_HELP.get(field.name))
-        elif hint == Tuple[str, ...]:
+        elif hint in (Tuple[str, ...], Tuple[int, ...], Tuple[float, ...]):
             group.add_argument(*flags, dest=field.name, default=default, nargs="*",
-                               help=f"default: {' '.join(default) or '(none)'}")
+                               type=typing.get_args(hint)[0],
+                               help=f"default: {' '.join(map(str, default)) or '(none)'}")
         else:
             group.add_argument(*flags, dest=field.name, type=hint, default=default,
                                help=f"default: {default!r}")

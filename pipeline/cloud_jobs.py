@@ -64,14 +64,17 @@ def load_pipeline_job(spec_path: str) -> Dict[str, Any]:
     return job
 
 
-# The nodes whose resources a compiled pipeline can set (pipeline/cloud_resources.py).
-_RESOURCE_NODES = ("Trainer", "Evaluator")
-_TRAINING_ARGS_KEY = "ai_platform_training_args"  # TFX's TRAINING_ARGS_KEY (imported lazily)
+# The nodes whose resources a compiled pipeline can set (pipeline/cloud_resources.py), and the
+# custom_config keys of their Vertex AI jobs (TFX's TRAINING_ARGS_KEY and TUNING_ARGS_KEY,
+# spelled out: importing TFX's extensions here would slow every `bertpipe` command).
+_RESOURCE_NODES = ("Tuner", "Trainer", "Evaluator")
+_VERTEX_JOB_KEYS = {"ai_platform_training_args": "vertex_training",
+                    "ai_platform_tuning_args": "vertex_tuning"}
 
 
 def describe_resources(job: Dict[str, Any]) -> Dict[str, Any]:
     """What a compiled PipelineJob asks the cloud for: each node's container resources, and
-    the Trainer's Vertex AI Training worker pools when it runs there."""
+    the Trainer's (and Tuner's) Vertex AI worker pools when they run there."""
     spec = job["pipelineSpec"]
     tasks = spec["root"]["dag"]["tasks"]
     executors = spec["deploymentSpec"]["executors"]
@@ -85,10 +88,9 @@ def describe_resources(job: Dict[str, Any]) -> Dict[str, Any]:
         entry: Dict[str, Any] = {"container_resources": container.get("resources", {})}
         custom_config = task["inputs"]["parameters"].get("custom_config")
         if custom_config:
-            training = json.loads(custom_config["runtimeValue"]["constantValue"][
-                "stringValue"]).get(_TRAINING_ARGS_KEY)
-            if training:
-                entry["vertex_training"] = training
+            values = json.loads(custom_config["runtimeValue"]["constantValue"]["stringValue"])
+            entry.update({name: values[key] for key, name in _VERTEX_JOB_KEYS.items()
+                          if values.get(key)})
         described[node] = entry
     return described
 

@@ -21,6 +21,8 @@ from kfp.pipeline_spec import pipeline_spec_pb2
 from tfx.extensions.google_cloud_ai_platform.constants import (ENABLE_VERTEX_KEY,
                                                                VERTEX_REGION_KEY)
 from tfx.extensions.google_cloud_ai_platform.trainer.executor import TRAINING_ARGS_KEY
+from tfx.extensions.google_cloud_ai_platform.tuner.executor import (
+    REMOTE_TRIALS_WORKING_DIR_KEY, TUNING_ARGS_KEY)
 
 from pipeline.config import PipelineConfig
 
@@ -55,20 +57,29 @@ def evaluator_node_resources(config: PipelineConfig) -> Optional[ResourceSpec]:
                           resources.evaluator_accelerator_count)
 
 
-def worker_pool_specs(config: PipelineConfig) -> List[Dict[str, Any]]:
-    """The CustomJob's worker pools: the chief, then `trainer_replicas` workers alike."""
+def worker_pool_specs(config: PipelineConfig, workers: Optional[int] = None
+                      ) -> List[Dict[str, Any]]:
+    """The CustomJob's worker pools: the chief, then `workers` (default: trainer_replicas)
+    replicas alike."""
     resources = config.resources
+    workers = resources.trainer_replicas if workers is None else workers
     machine_spec: Dict[str, Any] = {"machine_type": resources.machine_type}
     if resources.trainer_accelerator_count:
         machine_spec.update(accelerator_type=resources.trainer_accelerator_type,
                             accelerator_count=resources.trainer_accelerator_count)
     pools = [{"machine_spec": machine_spec, "replica_count": 1,
               "container_spec": {"image_uri": config.runtime.image}}]
-    if resources.trainer_replicas:
-        pools.append({"machine_spec": dict(machine_spec),
-                      "replica_count": resources.trainer_replicas,
+    if workers:
+        pools.append({"machine_spec": dict(machine_spec), "replica_count": workers,
                       "container_spec": {"image_uri": config.runtime.image}})
     return pools
+
+
+def _vertex_job(config: PipelineConfig, workers: Optional[int] = None) -> Dict[str, Any]:
+    job_spec: Dict[str, Any] = {"worker_pool_specs": worker_pool_specs(config, workers)}
+    if config.runtime.service_account:
+        job_spec["service_account"] = config.runtime.service_account
+    return {"project": config.runtime.gcp_project, "job_spec": job_spec}
 
 
 def vertex_training_config(config: PipelineConfig) -> Dict[str, Any]:
@@ -76,8 +87,14 @@ def vertex_training_config(config: PipelineConfig) -> Dict[str, Any]:
     empty for the pipeline-node backend."""
     if not config.resources.vertex_training:
         return {}
-    job_spec: Dict[str, Any] = {"worker_pool_specs": worker_pool_specs(config)}
-    if config.runtime.service_account:
-        job_spec["service_account"] = config.runtime.service_account
     return {ENABLE_VERTEX_KEY: True, VERTEX_REGION_KEY: config.runtime.gcp_region,
-            TRAINING_ARGS_KEY: {"project": config.runtime.gcp_project, "job_spec": job_spec}}
+            TRAINING_ARGS_KEY: _vertex_job(config)}
+
+
+def vertex_tuning_config(config: PipelineConfig) -> Dict[str, Any]:
+    """The Tuner's custom_config entries for TFX's Vertex AI Tuner: a custom job whose chief and
+    `tuner_parallel_trials - 1` workers each run trials (a trial on one replica's GPUs), their
+    KerasTuner oracle on the chief; trial files under the pipeline root."""
+    return {ENABLE_VERTEX_KEY: True, VERTEX_REGION_KEY: config.runtime.gcp_region,
+            TUNING_ARGS_KEY: _vertex_job(config, config.tuning.tuner_parallel_trials - 1),
+            REMOTE_TRIALS_WORKING_DIR_KEY: f"{config.pipeline_root}/tuner_trials"}

@@ -7,6 +7,7 @@ composed of small sections, each validated when it is made:
   data        what to read and how (files, columns, splits, spans, schema, label values)
   model       the pretrained checkpoint and the sequence length (Transform and Trainer)
   training    how the classifier is trained (trainer/config.py: the Trainer gets just this)
+  tuning      the Tuner: off unless --tune; its search space and budget (trainer/config.py)
   evaluation  when a model is blessed (the Evaluator)
   serving     where blessed models are pushed (the ServingPusher)
   runtime     where and how the pipeline runs: names and directories, caching, Beam, image,
@@ -30,8 +31,8 @@ import os
 import re
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
-from trainer.config import (ConfigError, TrainerSettings, TrainingConfig, check_at_least,
-                            check_choice, flag_of)
+from trainer.config import (ConfigError, TrainerSettings, TrainingConfig, TuningConfig,
+                            check_at_least, check_choice, flag_of)
 
 __all__ = ["ConfigError", "PipelineConfig", "DataConfig", "ModelConfig", "TrainingConfig",
            "EvaluationConfig", "ServingConfig", "RuntimeConfig", "flag_of", "run_layout"]
@@ -346,8 +347,8 @@ def run_layout(run_dir: str) -> Dict[str, str]:
 
 
 SECTIONS = {"data": DataConfig, "model": ModelConfig, "training": TrainingConfig,
-            "evaluation": EvaluationConfig, "serving": ServingConfig, "runtime": RuntimeConfig,
-            "resources": ResourcesConfig}
+            "tuning": TuningConfig, "evaluation": EvaluationConfig, "serving": ServingConfig,
+            "runtime": RuntimeConfig, "resources": ResourcesConfig}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -357,12 +358,21 @@ class PipelineConfig:
     data: DataConfig
     model: ModelConfig = ModelConfig()
     training: TrainingConfig = TrainingConfig()
+    tuning: TuningConfig = TuningConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
     serving: ServingConfig = ServingConfig()
     runtime: RuntimeConfig = RuntimeConfig()
     resources: ResourcesConfig = ResourcesConfig()
 
     def __post_init__(self):
+        if self.tuning.tune and not self.training.validation_fraction:
+            raise ConfigError(f"{flag_of('tune')} scores trials on the held-out part of the "
+                              f"training split: {flag_of('validation_fraction')} must be above 0")
+        if self.tuning.tuner_parallel_trials > 1 and not self.resources.vertex_training:
+            raise ConfigError(f"{flag_of('tuner_parallel_trials')} "
+                              f"{self.tuning.tuner_parallel_trials}: parallel trials run on "
+                              f"Vertex AI ({flag_of('trainer_backend')} vertex-training); "
+                              "locally trials run one after another")
         if self.resources.vertex_training:
             missing = [flag_of(name) for name in ("gcp_project", "gcp_region")
                        if not getattr(self.runtime, name)]

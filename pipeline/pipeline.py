@@ -15,18 +15,23 @@ the Evaluator and what follows it, not Transform or the Trainer.
 """
 from __future__ import annotations
 
+import dataclasses
+
 from tfx import v1 as tfx
 
 from components.checkpoint_inputs import Trainer, Transform, VertexTrainer, checkpoint_importer
 from components.pusher import ServingPusher
 from components.serving_check import ServingCheck
 from components.text_example_gen import TextExampleGen
+from components.tuner import Tuner
 from components.validation_gate import ValidationGate
 from pipeline import cloud_resources, user_code
 from pipeline.config import PipelineConfig
 from pipeline.data_inputs import example_gen_inputs
 from pipeline.eval_config import make_eval_config
-from preprocessing.features import LABEL_FEATURE_KEY, MAX_SEQ_LENGTH_KEY, TEXT_FEATURE_KEY
+from preprocessing.features import (CHECKPOINT_KEY, LABEL_FEATURE_KEY, MAX_SEQ_LENGTH_KEY,
+                                    TEXT_FEATURE_KEY)
+from trainer.config import TUNING_KEY
 
 
 def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
@@ -75,6 +80,7 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
         model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
         model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
     ).with_id("latest_blessed_model_resolver")
+    tuner = _tuner(config, transform, schema_gen) if config.tuning.tune else None
     # On Vertex AI Training (--trainer-backend vertex-training) or in its pipeline node.
     trainer_class = VertexTrainer if config.resources.vertex_training else Trainer
     trainer = trainer_class(
@@ -84,6 +90,7 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
         transform_graph=transform.outputs["transform_graph"],
         schema=schema_gen.outputs["schema"],
         base_model=baseline_model.outputs["model"] if config.training.warm_start else None,
+        hyperparameters=tuner.outputs["best_hyperparameters"] if tuner else None,
         custom_config={**config.trainer_settings().to_custom_config(),
                        **cloud_resources.vertex_training_config(config)})
     evaluator = tfx.components.Evaluator(
@@ -102,8 +109,27 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
         infra_blessing=serving_check.outputs["blessing"],
         serving_root=config.serving_model_root, model_name=config.serving.model_name)
 
-    return _pipeline(config, components + [baseline_model, trainer, evaluator, serving_check,
-                                           pusher])
+    return _pipeline(config, components + ([tuner] if tuner else []) + [
+        baseline_model, trainer, evaluator, serving_check, pusher])
+
+
+def _tuner(config: PipelineConfig, transform, schema_gen):
+    """The Tuner (--tune): locally TFX's Tuner (trials one after another), with
+    vertex-training TFX's Vertex AI Tuner (`tuner_parallel_trials` at a time). It takes the
+    Trainer's settings, the tuning section and the checkpoint's URI (custom_config: the Vertex
+    Tuner's worker executor cannot take an extra input channel)."""
+    custom_config = {**config.trainer_settings().to_custom_config(),
+                     TUNING_KEY: dataclasses.asdict(config.tuning),
+                     CHECKPOINT_KEY: config.model.checkpoint}
+    inputs = dict(examples=transform.outputs["transformed_examples"],
+                  transform_graph=transform.outputs["transform_graph"],
+                  schema=schema_gen.outputs["schema"], tuner_fn=user_code.TUNER_FN)
+    if config.resources.vertex_training:
+        return tfx.extensions.google_cloud_ai_platform.Tuner(
+            **inputs, tune_args=tfx.proto.TuneArgs(
+                num_parallel_trials=config.tuning.tuner_parallel_trials),
+            custom_config={**custom_config, **cloud_resources.vertex_tuning_config(config)})
+    return Tuner(**inputs, custom_config=custom_config)
 
 
 def _pipeline(config: PipelineConfig, components) -> tfx.dsl.Pipeline:

@@ -35,6 +35,7 @@ from components.validation_gate import describe_anomalies
 from pipeline import report_charts, run_artifacts
 from pipeline.runs import PipelineRun, read_run
 from preprocessing.features import MAX_SEQ_LENGTH_KEY, TEXT_FEATURE_KEY
+from trainer.config import VALIDATION_METRIC
 
 REPORT_FILE_NAME = "report.html"
 _TEMPLATE_NAME = "report_template.html"
@@ -122,6 +123,24 @@ def _anomalies_section(run: PipelineRun) -> Dict[str, Any]:
     return {"splits": {split: found.get(split, [])
                        for split in artifact_utils.decode_split_names(anomalies.split_names)},
             "gate": gate.state if gate else "not run"}
+
+
+# -------------------------------------------------------------------------------- tuning
+
+
+def _tuning_section(run: PipelineRun) -> Dict[str, Any]:
+    results = run.artifact("Tuner", "tuner_results")
+    if results is None:
+        if "Tuner" not in run.components and not run.failed:
+            return {"not_run": "not run: the Tuner is off (`bertpipe run --tune` turns it on)"}
+        return {"not_run": run.not_run_reason("Tuner")}
+    trials = run_artifacts.tuner_trials(results)
+    best = run_artifacts.best_hyperparameters(run.artifact("Tuner", "best_hyperparameters"))
+    names = sorted({name for trial in trials for name in trial["hyperparameters"]})
+    for trial in trials:
+        trial["best"] = all(trial["hyperparameters"].get(name) == value
+                            for name, value in best.items())
+    return {"trials": trials, "names": names, "best": best, "metric": VALIDATION_METRIC}
 
 
 # ------------------------------------------------------------------------------ training
@@ -411,7 +430,8 @@ def render_report(run_dir: str, run_id: Optional[str] = None) -> str:
     environment.filters["change"] = _format_change
     environment.filters["whole"] = _format_whole
     sections = {"overview": _run_section(run), "statistics": _statistics_section(run),
-                "anomalies": _anomalies_section(run), "training": _training_section(run),
+                "anomalies": _anomalies_section(run), "tuning": _tuning_section(run),
+                "training": _training_section(run),
                 "evaluation": evaluation, "serving": _serving_section(run, evaluation)}
     for section in sections.values():
         section.setdefault("not_run", None)  # the template tests it in every section

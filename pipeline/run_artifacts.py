@@ -129,6 +129,34 @@ def validation_result(evaluation_uri: str):
     return tfma.load_validation_result(evaluation_uri)
 
 
+# -------------------------------------------------------------------------------- tuning
+
+# The files TFX's Tuner executor writes (tfx/components/tuner/executor.py).
+_BEST_HYPERPARAMETERS_FILE, _TUNER_RESULTS_FILE = "best_hyperparameters.txt", "tuner_results.json"
+
+
+def best_hyperparameters(artifact: Artifact) -> Dict[str, Any]:
+    """The values of the Tuner's best hyperparameters (the Trainer's input)."""
+    with open(os.path.join(artifact.uri, _BEST_HYPERPARAMETERS_FILE), encoding="utf-8") as handle:
+        return dict(json.load(handle).get("values", {}))
+
+
+def tuner_trials(tuner_results: Artifact) -> List[Dict[str, Any]]:
+    """Each trial: trial_id, hyperparameters, val_accuracy and seconds (None when only TFX's
+    own results file is there, as from the Vertex AI Tuner)."""
+    from components.tuner import TRIALS_FILE_NAME
+    from trainer.config import TUNED, VALIDATION_METRIC
+    ours = os.path.join(tuner_results.uri, TRIALS_FILE_NAME)
+    if os.path.exists(ours):
+        with open(ours, encoding="utf-8") as handle:
+            return json.load(handle)
+    with open(os.path.join(tuner_results.uri, _TUNER_RESULTS_FILE), encoding="utf-8") as handle:
+        rows = json.load(handle)
+    return [{"trial_id": row["trial_id"], VALIDATION_METRIC: row["score"], "seconds": None,
+             "hyperparameters": {name: row[name] for name in TUNED if name in row}}
+            for row in rows]
+
+
 # --------------------------------------------------------------------- blessing and push
 
 

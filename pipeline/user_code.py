@@ -9,3 +9,5 @@ configs.py does). tests/test_architecture.py checks that each path resolves to a
 PREPROCESSING_FN = "preprocessing.preprocessing.preprocessing_fn"
 # Trainer: fine-tune the classifier and export the serving SavedModel.
 RUN_FN = "trainer.task.run_fn"
+# Tuner (with --tune): the KerasTuner search whose best hyperparameters the Trainer takes.
+TUNER_FN = "trainer.tuning.tuner_fn"

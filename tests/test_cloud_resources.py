@@ -280,3 +280,37 @@ def test_gpu_check_stops_with_no_gpu_visible(capsys):
     from pipeline.cli import main
     assert main(["gpu-check", "--data", str(pathlib.Path(__file__))]) == 2
     assert "error: no GPU visible to TensorFlow" in capsys.readouterr().err
+
+
+def test_the_tuner_runs_parallel_trials_on_vertex_ai(tmp_path):
+    from tfx.extensions.google_cloud_ai_platform.tuner.executor import (
+        REMOTE_TRIALS_WORKING_DIR_KEY, TUNING_ARGS_KEY)
+
+    from pipeline import kubeflow_v2_runner
+    from pipeline.cloud_jobs import describe_resources
+    config = PipelineConfig.from_settings(
+        **CLOUD_PATHS, **VERTEX, image=IMAGE, tune=True, tuner_parallel_trials=3,
+        trainer_accelerator_type="NVIDIA_TESLA_T4", trainer_accelerator_count=1)
+    job = kubeflow_v2_runner.compile_pipeline(config, str(tmp_path / "pipeline.json"))
+    tuning = describe_resources(job)["Tuner"]["vertex_tuning"]
+    assert [pool["replica_count"] for pool in tuning["job_spec"]["worker_pool_specs"]] == [1, 2]
+    task = job["pipelineSpec"]["root"]["dag"]["tasks"]["Tuner"]
+    custom_config = json.loads(task["inputs"]["parameters"]["custom_config"]["runtimeValue"][
+        "constantValue"]["stringValue"])
+    assert custom_config[TUNING_ARGS_KEY] == tuning
+    assert custom_config[REMOTE_TRIALS_WORKING_DIR_KEY] == \
+        "gs://bucket/runs/bertpipe/root/tuner_trials"
+    assert json.loads(task["inputs"]["parameters"]["tune_args"]["runtimeValue"][
+        "constantValue"]["stringValue"]) == {"num_parallel_trials": 3}
+    executor = job["pipelineSpec"]["deploymentSpec"]["executors"]["Tuner_executor"]
+    assert ("tfx.extensions.google_cloud_ai_platform.tuner.executor.Executor"
+            in executor["container"]["args"])
+    # The Trainer takes the Tuner's best hyperparameters.
+    trainer_inputs = job["pipelineSpec"]["root"]["dag"]["tasks"]["Trainer"]["inputs"]
+    assert trainer_inputs["artifacts"]["hyperparameters"]["taskOutputArtifact"][
+        "producerTask"] == "Tuner"
+
+
+def test_parallel_trials_need_vertex_ai():
+    assert "parallel trials run on Vertex AI" in settings_error(tune=True,
+                                                                tuner_parallel_trials=2)

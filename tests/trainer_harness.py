@@ -107,9 +107,10 @@ class TrainerInputs:
 
     def train_config(self, output_dir: pathlib.Path, **overrides):
         """A training PipelineConfig: the data half's settings, 1 epoch of batches of 32
-        (10 steps on the demo data) unless overridden, and its own output_dir (backups)."""
+        (10 steps on the demo data: no held-out validation part) unless overridden, and its
+        own output_dir (backups)."""
         settings = dict(train=True, epochs=1, train_batch_size=32, eval_batch_size=64,
-                        output_dir=str(output_dir))
+                        validation_fraction=0.0, output_dir=str(output_dir))
         settings.update(overrides)
         return self.config.replace(**settings).resolved()
 

@@ -8,7 +8,7 @@ no heavy imports: the command line builds it before TensorFlow is loaded.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
 STRATEGIES = ("auto", "default", "mirrored", "multi_worker_mirrored", "tpu")
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
@@ -40,7 +40,7 @@ class TrainingConfig:
     """How the classifier is trained. Batch sizes are global: tf.distribute splits them across
     replicas."""
 
-    epochs: int = 1
+    epochs: int = 3  # at most: early stopping ends sooner when validation accuracy stalls
     train_batch_size: int = 32
     eval_batch_size: int = 64
     learning_rate: float = 5e-5
@@ -52,6 +52,15 @@ class TrainingConfig:
     mixed_precision: str = "auto"  # one of PRECISIONS; auto: mixed_float16 on GPU, else off
     xla: bool = False
     checkpoint_every_steps: int = 100  # training-state backups, for resuming a killed Trainer
+    # Validation during training on a held-out part of the training split (by a hash of each
+    # example, so the same examples every run), not on the eval split: the Evaluator blesses
+    # on the eval split, and choosing the epoch on it too would flatter the blessing. The
+    # weights of the epoch with the best validation accuracy are the ones exported.
+    validation_fraction: float = 0.1
+    # Stop when validation accuracy has not improved by more than early_stopping_min_delta for
+    # this many epochs; 0: train every epoch (the best epoch's weights are still exported).
+    early_stopping_patience: int = 1
+    early_stopping_min_delta: float = 0.0
     # Start from the weights of the latest blessed model (same labels) instead of the
     # pretrained checkpoint. None (auto): on when the training data has {SPAN}, i.e. when a run
     # retrains on new data; off otherwise, so that rerunning on the same data reuses the cached
@@ -61,10 +70,13 @@ class TrainingConfig:
     def __post_init__(self):
         check_at_least(self, ("epochs", "train_batch_size", "eval_batch_size",
                               "checkpoint_every_steps"), 1)
-        check_at_least(self, ("learning_rate", "weight_decay", "dropout", "warmup_fraction"), 0)
-        if self.warmup_fraction > 1 or self.dropout >= 1:
-            raise ConfigError(f"warmup_fraction must be in [0, 1] and dropout in [0, 1), got "
-                              f"{self.warmup_fraction} and {self.dropout}")
+        check_at_least(self, ("learning_rate", "weight_decay", "dropout", "warmup_fraction",
+                              "validation_fraction", "early_stopping_patience",
+                              "early_stopping_min_delta"), 0)
+        if self.warmup_fraction > 1 or self.dropout >= 1 or self.validation_fraction >= 0.5:
+            raise ConfigError(f"warmup_fraction must be in [0, 1], dropout in [0, 1) and "
+                              f"validation_fraction in [0, 0.5), got {self.warmup_fraction}, "
+                              f"{self.dropout} and {self.validation_fraction}")
         check_choice(self.distribution, "distribution", STRATEGIES)
         check_choice(self.mixed_precision, "mixed_precision", PRECISIONS)
 
@@ -74,6 +86,54 @@ class TrainingConfig:
     @classmethod
     def from_dict(cls, values: Dict[str, Any]) -> "TrainingConfig":
         return cls(**values)
+
+    def tuned(self, hyperparameters: Dict[str, Any]) -> "TrainingConfig":
+        """A copy with the Tuner's best values of the tuned settings."""
+        return dataclasses.replace(self, **{name: value for name, value
+                                            in hyperparameters.items() if name in TUNED})
+
+
+TUNING_KEY = "tuning"  # the tuning section, in the Tuner's custom_config (trainer/tuning.py)
+# What a trial is scored by (the best epoch's), and its wall time, reported beside the score.
+VALIDATION_METRIC, TRIAL_SECONDS = "val_accuracy", "trial_seconds"
+# The training settings the Tuner searches over (trainer/tuning.py), each a hyperparameter of
+# that name whose choices come from the tuning section.
+TUNED = ("learning_rate", "epochs", "train_batch_size", "warmup_fraction", "dropout")
+
+
+@dataclasses.dataclass(frozen=True)
+class TuningConfig:
+    """The Tuner (TFX's Tuner component with KerasTuner): off unless --tune. It tries
+    `tuner_trials` random combinations of the choices below, each trained for at most
+    `tuner_max_steps` steps and scored by its best validation accuracy on the held-out part of
+    the training split; the Trainer then trains with the winner. Locally the trials run one
+    after another; with --trainer-backend vertex-training they run on Vertex AI,
+    `tuner_parallel_trials` at a time."""
+
+    tune: bool = False
+    tuner_trials: int = 6
+    tuner_max_steps: int = 400  # per trial: caps epochs x steps, so a trial fits a laptop
+    tuner_parallel_trials: int = 1
+    tune_learning_rate: Tuple[float, ...] = (2e-5, 5e-5, 1e-4)
+    tune_epochs: Tuple[int, ...] = (2, 3, 4)
+    tune_train_batch_size: Tuple[int, ...] = (16, 32)
+    tune_warmup_fraction: Tuple[float, ...] = (0.06, 0.1, 0.2)
+    tune_dropout: Tuple[float, ...] = (0.1, 0.2)
+
+    def __post_init__(self):
+        for name in ("tune_learning_rate", "tune_epochs", "tune_train_batch_size",
+                     "tune_warmup_fraction", "tune_dropout"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+            if not getattr(self, name):
+                raise ConfigError(f"{name} needs at least one value ({flag_of(name)} ...)")
+        check_at_least(self, ("tuner_trials", "tuner_max_steps", "tuner_parallel_trials"), 1)
+        for name in ("tune_epochs", "tune_train_batch_size"):
+            if min(getattr(self, name)) < 1:
+                raise ConfigError(f"{name} values must be at least 1, got {getattr(self, name)}")
+
+    def choices(self) -> Dict[str, Tuple[Any, ...]]:
+        """{training setting: the values the Tuner may pick}."""
+        return {name: getattr(self, f"tune_{name}") for name in TUNED}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -10,6 +10,11 @@ average) 16-wide buckets padded to 21.3 tokens per example and 8-wide ones to 16
 trained 1.6x as many examples/s in an interleaved run; 4-wide buckets below 32 (14.8 tokens)
 were not faster than 8-wide ones (0.9x): at these lengths a step's fixed cost (the optimizer
 update over all weights) dominates. Current figures: docs/BENCHMARKS.md, Training throughput.
+
+Validation during training uses a held-out part of the training split: the examples whose
+serialized bytes hash into the first `validation_fraction` of 1,000 buckets. The split depends
+on nothing but each example, so every run (and every Tuner trial) holds out the same examples,
+and duplicates of an example land on the same side.
 """
 from __future__ import annotations
 
@@ -21,6 +26,9 @@ from preprocessing.features import INPUT_IDS, INPUT_MASK, INPUT_TYPE_IDS, LABEL
 
 _SEQUENCE_FEATURES = (INPUT_IDS, INPUT_MASK, INPUT_TYPE_IDS)
 _SHUFFLE_BUFFER = 10_000
+_VALIDATION_BUCKETS = 1000
+# Which examples a dataset reads: all of them, or one side of the held-out validation split.
+ALL, TRAIN_PART, VALIDATION_PART = "all", "train", "validation"
 
 
 def bucket_boundaries(max_seq_length: int) -> List[int]:
@@ -48,15 +56,31 @@ def _parse(feature_spec: Dict[str, tf.io.VarLenFeature]):
     return parse
 
 
-def make_dataset(file_patterns: Sequence[str], feature_spec, batch_size: int,
-                 max_seq_length: int, training: bool, seed: int = 0) -> tf.data.Dataset:
-    """(features, label) batches; training data is shuffled and repeated indefinitely."""
+def _records(file_patterns: Sequence[str], part: str, validation_fraction: float,
+             parallel: bool) -> tf.data.Dataset:
     patterns = [file_patterns] if isinstance(file_patterns, str) else list(file_patterns)
     files = [path for pattern in patterns for path in tf.io.gfile.glob(pattern)]
     if not files:
         raise ValueError(f"no transformed examples match {file_patterns}")
     dataset = tf.data.TFRecordDataset(files, compression_type="GZIP",
-                                      num_parallel_reads=tf.data.AUTOTUNE)
+                                      num_parallel_reads=tf.data.AUTOTUNE if parallel else None)
+    if part == ALL:
+        return dataset
+    held_out = int(round(validation_fraction * _VALIDATION_BUCKETS))
+
+    def in_part(serialized: tf.Tensor) -> tf.Tensor:
+        validation = tf.strings.to_hash_bucket_fast(serialized, _VALIDATION_BUCKETS) < held_out
+        return validation if part == VALIDATION_PART else tf.logical_not(validation)
+
+    return dataset.filter(in_part)
+
+
+def make_dataset(file_patterns: Sequence[str], feature_spec, batch_size: int,
+                 max_seq_length: int, training: bool, seed: int = 0, part: str = ALL,
+                 validation_fraction: float = 0.0) -> tf.data.Dataset:
+    """(features, label) batches of the examples of `part`; training data is shuffled and
+    repeated indefinitely."""
+    dataset = _records(file_patterns, part, validation_fraction, parallel=True)
     options = tf.data.Options()
     # Few, unevenly sized files: shard by record across workers, not by file.
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
@@ -74,7 +98,7 @@ def make_dataset(file_patterns: Sequence[str], feature_spec, batch_size: int,
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
-def count_records(file_pattern: str) -> int:
-    files = tf.io.gfile.glob(file_pattern)
-    return int(tf.data.TFRecordDataset(files, compression_type="GZIP").reduce(
+def count_records(file_patterns: Sequence[str], part: str = ALL,
+                  validation_fraction: float = 0.0) -> int:
+    return int(_records(file_patterns, part, validation_fraction, parallel=False).reduce(
         tf.constant(0, tf.int64), lambda count, _: count + 1).numpy())

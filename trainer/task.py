@@ -2,9 +2,12 @@
 
 The Trainer component references `trainer.task.run_fn` by module path. Its settings arrive in
 custom_config as a TrainerSettings (trainer/config.py: the training section and the raw feature
-names, sequence length and backup root) plus the checkpoint artifact's URI. With a base model
-(the latest blessed model, which the pipeline wires in when warm start is on), the classifier
-starts from that model's weights instead of the pretrained checkpoint's.
+names, sequence length and backup root) plus the checkpoint artifact's URI; with the Tuner on,
+its best hyperparameters replace the tuned training settings. With a base model (the latest
+blessed model, which the pipeline wires in when warm start is on), the classifier starts from
+that model's weights instead of the pretrained checkpoint's. It validates each epoch on the
+held-out part of the training split, stops early when validation accuracy stalls, and exports
+the weights of the best epoch (trainer/fitting.py).
 Training state is backed up every `checkpoint_every_steps` steps (Keras BackupAndRestore) in a
 directory keyed by the training inputs, so a Trainer killed mid-epoch and run again resumes
 from its last backup instead of step 0. TensorBoard logs go to the run's model_run_dir, with
@@ -30,16 +33,16 @@ import tensorflow_transform as tft  # noqa: E402
 import tf_keras as keras  # noqa: E402
 from tfx.components.trainer.fn_args_utils import FnArgs  # noqa: E402
 
-from preprocessing.features import CHECKPOINT_KEY, LABEL_VOCABULARY  # noqa: E402
-from trainer import distribution, export, input_pipeline, model  # noqa: E402
-from trainer.config import TrainerSettings  # noqa: E402
+from preprocessing.features import CHECKPOINT_KEY  # noqa: E402
+from trainer import distribution, export, fitting, model  # noqa: E402
+from trainer.config import TrainerSettings, TrainingConfig  # noqa: E402
 
 
-def _backup_dir(settings: TrainerSettings, fn_args: FnArgs) -> str:
+def _backup_dir(settings: TrainerSettings, training: TrainingConfig, fn_args: FnArgs) -> str:
     """Same training inputs and settings -> same backup directory across Trainer executions."""
     key = json.dumps([sorted(fn_args.train_files), fn_args.transform_output,
                       fn_args.custom_config[CHECKPOINT_KEY], fn_args.base_model,
-                      settings.training.to_dict(), settings.max_seq_length], sort_keys=True)
+                      training.to_dict(), settings.max_seq_length], sort_keys=True)
     return os.path.join(settings.backup_root, hashlib.sha256(key.encode()).hexdigest()[:16])
 
 
@@ -54,67 +57,71 @@ def _warm_started(classifier: keras.Model, base_model: str) -> bool:
     return True
 
 
+def tuned_hyperparameters(fn_args: FnArgs) -> dict:
+    """The Tuner's best values (its best_hyperparameters input), {} without a Tuner."""
+    config = fn_args.hyperparameters or {}
+    return dict(config.get("values", {}))
+
+
 def run_fn(fn_args: FnArgs) -> None:
     settings = TrainerSettings.from_custom_config(fn_args.custom_config)
-    training = settings.training
+    hyperparameters = tuned_hyperparameters(fn_args)
+    training = settings.training.tuned(hyperparameters)
     checkpoint = fn_args.custom_config[CHECKPOINT_KEY]
     keras.utils.set_random_seed(training.seed)
     strategy = distribution.make_strategy(training.distribution)
     policy = distribution.set_precision(training.mixed_precision)
 
     tft_output = tft.TFTransformOutput(fn_args.transform_output)
-    feature_spec = tft_output.transformed_feature_spec()
-    num_labels = tft_output.vocabulary_size_by_name(LABEL_VOCABULARY)
-    train_examples = sum(input_pipeline.count_records(pattern)
-                         for pattern in fn_args.train_files)
-    steps_per_epoch = max(1, train_examples // training.train_batch_size)
-    train_steps = steps_per_epoch * training.epochs
+    data = fitting.TransformedData.of(fn_args.train_files, tft_output, settings.max_seq_length)
+    batches = fitting.datasets(data, training)
+    train_steps = batches.steps_per_epoch * training.epochs
     logging.info("Training on %d examples, %d labels: %d epochs x %d steps, strategy %s (%d "
-                 "replicas), precision %s, xla %s", train_examples, num_labels, training.epochs,
-                 steps_per_epoch, type(strategy).__name__, strategy.num_replicas_in_sync,
-                 policy, training.xla)
-
-    train_data = input_pipeline.make_dataset(
-        fn_args.train_files, feature_spec, training.train_batch_size, settings.max_seq_length,
-        training=True, seed=training.seed)
-    eval_data = input_pipeline.make_dataset(
-        fn_args.eval_files, feature_spec, training.eval_batch_size, settings.max_seq_length,
-        training=False)
+                 "replicas), precision %s, xla %s; validation on %d held-out examples%s",
+                 batches.train_examples, data.num_labels, training.epochs,
+                 batches.steps_per_epoch, type(strategy).__name__,
+                 strategy.num_replicas_in_sync, policy, training.xla,
+                 batches.validation_examples,
+                 f"; tuned {hyperparameters}" if hyperparameters else "")
 
     with strategy.scope():
-        classifier = model.build_classifier(checkpoint, num_labels, training.dropout)
+        classifier = fitting.new_classifier(checkpoint, data.num_labels, training)
         if fn_args.base_model and not _warm_started(classifier, fn_args.base_model):
             # A failed restore may have loaded some of the weights: start over, cleanly.
-            classifier = model.build_classifier(checkpoint, num_labels, training.dropout)
-        model.compile_classifier(
-            classifier, training.learning_rate, train_steps,
-            warmup_steps=int(train_steps * training.warmup_fraction),
-            weight_decay=training.weight_decay, jit_compile=training.xla)
+            classifier = fitting.new_classifier(checkpoint, data.num_labels, training)
+        fitting.compile_for(classifier, training, train_steps)
 
     callbacks = [
-        keras.callbacks.BackupAndRestore(_backup_dir(settings, fn_args),
+        keras.callbacks.BackupAndRestore(_backup_dir(settings, training, fn_args),
                                          save_freq=training.checkpoint_every_steps),
         keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir,
-                                    update_freq=max(1, min(50, steps_per_epoch // 10))),
+                                    update_freq=max(1, min(50, batches.steps_per_epoch // 10))),
     ]
+    if batches.validation is not None:
+        callbacks.append(fitting.best_epoch_callback(training))
     started = time.monotonic()
-    history = classifier.fit(train_data, epochs=training.epochs, steps_per_epoch=steps_per_epoch,
-                             validation_data=eval_data, callbacks=callbacks, verbose=2)
+    history, best_epoch = fitting.fit(classifier, batches, training.epochs, callbacks)
     fit_seconds = time.monotonic() - started
     # Steps the fit ran (a resumed run skips the steps of its backup).
-    steps_run = len(history.epoch) * steps_per_epoch
+    steps_run = len(history.epoch) * batches.steps_per_epoch
 
     # Under MultiWorkerMirroredStrategy every worker must take part in saving; only the
     # chief's copy is the model, the others write to a scratch directory and drop it.
     if distribution.is_chief(strategy):
         export.export_serving_model(classifier, tft_output, settings.text_feature,
                                     settings.label_feature, fn_args.serving_model_dir)
+        examples = steps_run * training.train_batch_size
         _write_training_summary(fn_args.model_run_dir, {
             "strategy": type(strategy).__name__, "replicas": strategy.num_replicas_in_sync,
-            "devices": _devices(strategy),
-            "precision": policy, "xla": training.xla, "examples": steps_run *
-            training.train_batch_size, "steps": steps_run, "fit_seconds": fit_seconds,
-            "examples_per_second": steps_run * training.train_batch_size / fit_seconds})
+            "devices": _devices(strategy), "precision": policy, "xla": training.xla,
+            "training": training.to_dict(), "tuned_hyperparameters": hyperparameters,
+            "train_examples": batches.train_examples,
+            "validation_examples": batches.validation_examples,
+            "epochs_run": len(history.epoch), "best_epoch": best_epoch,
+            "history": {name: [float(value) for value in values]
+                        for name, values in history.history.items()},
+            "examples": examples, "steps": steps_run, "fit_seconds": fit_seconds,
+            "examples_per_second": examples / fit_seconds})
     else:
         scratch = tempfile.mkdtemp()
         export.export_serving_model(classifier, tft_output, settings.text_feature,
