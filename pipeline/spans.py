@@ -5,7 +5,8 @@ resolution, used here unchanged). A scheduled job calls `bertpipe run` whether o
 has arrived; `already_processed` lets that call end at once when a complete run of this pipeline
 has already computed what this one would: the latest span with the same files (TFX's input
 fingerprint), and the same settings that shape the model (the checkpoint, the schema and the
-execution properties of Transform and the Trainer, as the pipeline definition would give them).
+execution properties of Transform, the Tuner and the Trainer, as the pipeline definition would
+give them).
 A changed training setting (say --learning-rate) therefore trains; a changed blessing threshold
 alone does not, since it shapes no model (use --no-skip-processed-span to re-evaluate).
 TFX caching alone cannot decide this, because the Trainer's warm start and the Evaluator's
@@ -29,7 +30,7 @@ from pipeline.data_inputs import example_gen_inputs
 _FINAL_COMPONENT = {True: "ServingPusher", False: "Transform"}
 # The components whose execution properties shape the model, and those properties.
 _MODEL_SETTINGS = {"ImportSchemaGen": ("schema_file",), "Transform": ("custom_config",),
-                   "Trainer": ("custom_config",)}
+                   "Tuner": ("custom_config",), "Trainer": ("custom_config",)}
 _CHECKPOINT = ("PretrainedCheckpointImporter", "result")
 
 

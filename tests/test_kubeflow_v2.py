@@ -231,10 +231,11 @@ def test_bertpipe_compile_needs_no_credentials_and_no_network(tmp_path):
               if "container" in executor}
     assert images == {IMAGE}
     assert local_path_snippets(output.read_text(), {str(REPO_ROOT), str(tmp_path), "/tmp"}) == []
-    # With --label-values, the Evaluator computes per-class metrics for them.
-    result = bertpipe(tmp_path, "compile", "--target", "kubeflow-v2", "--output", str(output),
-                      "--image", IMAGE, *flags, "--label-values", "0", "1")
-    assert result.returncode == 0 and "note:" not in result.stdout, result.stderr[-3000:]
+    # With --label-values, the Evaluator computes per-class metrics for them (in-process: the
+    # no-network run above is the proof that compiling reads nothing).
+    from pipeline.cli import main
+    assert main(["compile", "--target", "kubeflow-v2", "--output", str(output), "--image", IMAGE,
+                 *flags, "--label-values", "0", "1"]) == 0
     [per_class] = [spec for spec in evaluator_eval_config(json.loads(output.read_text()))[
         "metrics_specs"] if "binarize" in spec]
     assert per_class["binarize"]["class_ids"]["values"] == [0, 1]
