@@ -121,12 +121,12 @@ def command_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_resources(job, file=sys.stdout) -> None:
-    """The cloud resources a compiled pipeline asks for, one line per node."""
+def _print_resources(job, file=None) -> None:
+    """The cloud resources a compiled pipeline asks for, one line per node (to stdout)."""
     import json
     from pipeline.cloud_jobs import describe_resources
     for node, resources in describe_resources(job).items():
-        print(f"  {node}: {json.dumps(resources, sort_keys=True)}", file=file)
+        print(f"  {node}: {json.dumps(resources, sort_keys=True)}", file=file or sys.stdout)
 
 
 def command_compile(args: argparse.Namespace) -> int:
