@@ -7,17 +7,19 @@ process hands it the exported model's weights as a .npz under PyTorch's names
 
 1. builds transformers' BertModel (no pooler) from the checkpoint's config.json, loads those
    weights and the dense head on [CLS], checks that every weight was given;
-2. exports it to ONNX (torch.onnx.export, TorchScript exporter, dynamic batch and length), lets
-   onnxruntime.transformers' optimizer fuse attention/LayerNorm/GELU for BERT, and makes the
-   dynamic int8 variant with onnxruntime.quantization.quantize_dynamic (weights int8 per
-   channel, activations quantized per call);
+2. exports it to ONNX (torch.onnx.export, TorchScript exporter, dynamic batch and length):
+   `fp32` (ORT's own graph optimizations, ORT_ENABLE_ALL), `fp32-fused` (first
+   onnxruntime.transformers' optimizer fuses attention/LayerNorm/GELU for BERT, as ORT's docs
+   advise), and of each the dynamic int8 variant (`int8`, `int8-fused`:
+   onnxruntime.quantization.quantize_dynamic, weights int8 per channel, activations quantized
+   per call);
 3. serves `BertTokenizerFast` (the checkpoint's; padding to the longest text of a call,
    truncation at max_seq_length) + InferenceSession.run, timed in here, per call.
 
 Driven over stdin/stdout, one JSON object a line, so the TensorFlow process can interleave its
 timed blocks with this one's (only one of the two computes at a time):
 
-  <- {"ready": true, "variants": ["fp32", "int8"], "onnxruntime": "1.x", "threads": 2, ...}
+  <- {"ready": true, "variants": ["fp32", "fp32-fused", "int8", "int8-fused"], "onnxruntime": "1.x", "threads": 2, ...}
   -> {"single": "fp32", "indices": [0, 1, ...]}   <- {"seconds": [...]}      one text a call
   -> {"batches": "int8", "ranges": [[0, 32], ...]} <- {"seconds": 1.23}       batches in a row
   -> {"probabilities": "fp32", "batch": 32}        <- {"probabilities": [[...], ...]}  all texts
@@ -84,25 +86,26 @@ def export_onnx(model, config, work_dir):
                       dynamic_axes={"input_ids": axes, "attention_mask": axes,
                                     "token_type_ids": axes, "probabilities": {0: "batch"}},
                       **kwargs)
-    notes = []
+    paths, notes = {"fp32": path}, []
     try:  # BERT fusions (attention, LayerNorm, GELU): what ORT's docs recommend for BERT
         from onnxruntime.transformers import optimizer
         optimized = optimizer.optimize_model(path, model_type="bert",
                                              num_heads=config.num_attention_heads,
                                              hidden_size=config.hidden_size)
-        fused_path = os.path.join(work_dir, "classifier_fp32_fused.onnx")
-        optimized.save_model_to_file(fused_path)
-        path = fused_path
-        notes.append("onnxruntime.transformers optimizer (bert fusions)")
+        paths["fp32-fused"] = os.path.join(work_dir, "classifier_fp32_fused.onnx")
+        optimized.save_model_to_file(paths["fp32-fused"])
     except Exception as error:  # noqa: BLE001  (the unfused model still runs)
         notes.append(f"no BERT fusions ({type(error).__name__}: {error})")
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-    int8_path = os.path.join(work_dir, "classifier_int8.onnx")
     import onnx
-    # Fused ops (com.microsoft domain) defeat the quantizer's shape inference: say float.
-    quantize_dynamic(path, int8_path, weight_type=QuantType.QInt8, per_channel=True,
-                     extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
-    return {"fp32": path, "int8": int8_path}, notes
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    for name in list(paths):
+        quantized = name.replace("fp32", "int8")
+        paths[quantized] = os.path.join(work_dir, f"classifier_{quantized}.onnx")
+        # Fused ops (com.microsoft domain) defeat the quantizer's shape inference: say float.
+        quantize_dynamic(paths[name], paths[quantized], weight_type=QuantType.QInt8,
+                         per_channel=True,
+                         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+    return paths, notes
 
 
 def main():

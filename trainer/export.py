@@ -248,14 +248,16 @@ def export_serving_model(classifier, tft_output: tft.TFTransformOutput, text_fea
         EXAMPLES_SIGNATURE: module.serve_examples.get_concrete_function(),
         EVAL_FEATURES_SIGNATURE: module.eval_features.get_concrete_function(),
     })
-    write_serving_options(export_dir, options)
+    write_serving_options(export_dir, options, tokenizer.max_seq_length)
 
 
-def write_serving_options(export_dir: str, options: ServingOptions) -> None:
+def write_serving_options(export_dir: str, options: ServingOptions,
+                          max_seq_length: int) -> None:
     path = os.path.join(export_dir, SERVING_OPTIONS_FILE)
     tf.io.gfile.makedirs(os.path.dirname(path))
     with tf.io.gfile.GFile(path, "w") as handle:
-        handle.write(json.dumps(options.to_dict(), indent=1, sort_keys=True) + "\n")
+        handle.write(json.dumps({**options.to_dict(), "max_seq_length": max_seq_length},
+                                indent=1, sort_keys=True) + "\n")
 
 
 def read_serving_options(saved_model_dir: str) -> Optional[ServingOptions]:
@@ -264,7 +266,18 @@ def read_serving_options(saved_model_dir: str) -> Optional[ServingOptions]:
     if not tf.io.gfile.exists(path):
         return None
     with tf.io.gfile.GFile(path) as handle:
-        return ServingOptions(**json.load(handle))
+        values = json.load(handle)
+    names = {field.name for field in dataclasses.fields(ServingOptions)}
+    return ServingOptions(**{name: value for name, value in values.items() if name in names})
+
+
+def read_max_seq_length(saved_model_dir: str) -> Optional[int]:
+    """The tokenizer's max_seq_length recorded with the serving options, if any."""
+    path = os.path.join(saved_model_dir, SERVING_OPTIONS_FILE)
+    if not tf.io.gfile.exists(path):
+        return None
+    with tf.io.gfile.GFile(path) as handle:
+        return json.load(handle).get("max_seq_length")
 
 
 def table_init_ops(saved_model_dir: str) -> Dict[str, List[str]]:
