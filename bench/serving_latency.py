@@ -70,8 +70,25 @@ HF_BATCH = "transformers: tokenizer(padding=True) + TFBertForSequenceClassificat
 
 
 def ours_predictor(model_dir: str) -> Callable[[Sequence[str]], np.ndarray]:
+    """`serving_default` as a TF2 function (tf.saved_model.load), as bertpipe serve calls it."""
     signature = tf.saved_model.load(model_dir).signatures[SERVING_SIGNATURE]
     return lambda texts: signature(**{TEXT_INPUT: tf.constant(list(texts))})[PROBABILITIES].numpy()
+
+
+def session_predictor(model_dir: str, intra: int, inter: int
+                      ) -> Callable[[Sequence[str]], np.ndarray]:
+    """`serving_default` run the way TF Serving runs it: the MetaGraph loaded into a TF1
+    Session (SavedModelBundle), with the session's thread settings (TF Serving's
+    --tensorflow_intra_op_parallelism / --tensorflow_inter_op_parallelism)."""
+    graph = tf.Graph()
+    config = tf.compat.v1.ConfigProto(intra_op_parallelism_threads=intra,
+                                      inter_op_parallelism_threads=inter)
+    session = tf.compat.v1.Session(graph=graph, config=config)
+    with graph.as_default():
+        meta_graph = tf.compat.v1.saved_model.loader.load(session, ["serve"], model_dir)
+    signature = meta_graph.signature_def[SERVING_SIGNATURE]
+    feed, fetch = signature.inputs[TEXT_INPUT].name, signature.outputs[PROBABILITIES].name
+    return lambda texts: session.run(fetch, {feed: list(texts)})
 
 
 def ours_name(model_dir: str) -> str:
@@ -190,6 +207,10 @@ def main() -> None:
     parser.add_argument("--intra-op-threads", type=int, default=0,
                         help="TensorFlow's intra-op threads (0: TF's default, the cores)")
     parser.add_argument("--inter-op-threads", type=int, default=0)
+    parser.add_argument("--runner", choices=("session", "function", "both"), default="session",
+                        help="how ours is called: a TF1 Session as TF Serving runs it "
+                             "(default), the TF2 function tf.saved_model.load gives (as "
+                             "bertpipe serve calls it), or both")
     parser.add_argument("--no-transformers", action="store_true",
                         help="skip the transformers pipeline rows")
     parser.add_argument("--no-onnx", action="store_true", help="skip the ONNX Runtime rows")
@@ -217,11 +238,15 @@ def main() -> None:
     texts, _ = read_delimited_file(texts_tsv, "sentence", "label")
     checkpoint = resolve_checkpoint(args.checkpoint)
     predictors: Dict[str, Callable] = {}
+    runners = ("session", "function") if args.runner == "both" else (args.runner,)
     for model_dir in model_dirs:
-        name = ours_name(model_dir)
-        while name in predictors:
-            name += "'"
-        predictors[name] = ours_predictor(model_dir)
+        for runner in runners:
+            name = f"{ours_name(model_dir)} [{runner}]"
+            while name in predictors:
+                name += "'"
+            predictors[name] = (
+                session_predictor(model_dir, args.intra_op_threads, args.inter_op_threads)
+                if runner == "session" else ours_predictor(model_dir))
     if not args.no_transformers:
         predictors.update(transformers_predictors(checkpoint))
     started = time.monotonic()
@@ -326,7 +351,9 @@ def main() -> None:
             f"{100 * rate[name] / rate_limit:.0f}% | {agreement} | {difference} |")
     load = "/".join(f"{value:.1f}" for value in os.getloadavg())
     threads = (f"TF intra-op threads {args.intra_op_threads or 'default'}, inter-op "
-               f"{args.inter_op_threads or 'default'}; ORT {args.onnx_threads} threads")
+               f"{args.inter_op_threads or 'default'} ([session]: TF Serving's way, a TF1 "
+               f"Session over the MetaGraph; [function]: tf.saved_model.load's function); "
+               f"ORT {args.onnx_threads} threads")
     limits = (f"arithmetic limit: {per_token / 1e6:.1f} MFLOP/token; single: median "
               f"{single_tokens:.0f} tokens; batches: mean {batch_tokens:.1f} tokens/sentence; "
               f"peak {args.peak_fp32_gflops:.0f} GFLOP/s float32, {args.peak_bf16_gflops:.0f} "

@@ -14,6 +14,7 @@ so REST and gRPC requests share batches.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import os
@@ -36,6 +37,7 @@ from serving.metrics import ServerMetrics, prometheus_path
 from serving.model_manager import ModelManager
 from serving.request_limits import check_signature
 from serving.server_options import ServerOptions, thread_counts
+from serving.servable import Servable
 from serving.server_process import ready_line
 
 _LOG = logging.getLogger(__name__)
@@ -184,6 +186,7 @@ class LocalServer:
         self.metrics = ServerMetrics()
         self.threads = _set_tensorflow_threads(options, batching)
         self.manager = ModelManager(options.served_model_name, options.model_root, batching,
+                                    load=functools.partial(Servable, threads=self.threads),
                                     num_versions=options.num_versions,
                                     poll_seconds=options.file_system_poll_wait_seconds,
                                     on_batch=self.metrics.batch_size.observe)
