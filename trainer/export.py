@@ -21,12 +21,14 @@ How a call runs (issue 13: what made a TF call cost ~8 ms more than ONNX Runtime
   `group_size` rows, each padded to the next multiple of 8 tokens: a batch of short and long
   texts is not padded to its longest, and the encoder sees a bounded set of shapes
   (group rows 1, 2, 4, ... group_size x lengths 8, 16, ... max_seq_length).
-* The encoder's weights are constants of the graph (the variables are still saved, for warm
-  starts), and with `xla` the encoder is compiled by XLA (`jit_compile`): one fused program per
-  shape instead of ~700 executor ops, weights laid out once at compile time. TF Serving runs it
-  with `--xla_cpu_compilation_enabled=true` (serving/deploy/docker-compose.yml).
-* `precision="bfloat16"`: the encoder computes in bfloat16 (Keras mixed_bfloat16: layer norms
-  and softmax in float32), which CPUs with AVX512-BF16 or AMX run about twice as fast.
+* With `xla` the encoder is compiled by XLA (`jit_compile`): one fused program per shape
+  instead of ~700 executor ops. TF Serving runs it with `--xla_cpu_compilation_enabled=true`
+  (serving/deploy/docker-compose.yml). The weights stay variables: freezing them into graph
+  constants made single-sentence calls ~1.5 ms faster, but every XLA program (one per shape)
+  then held its own copy of the weights, and a server ran out of 24 GB of memory.
+* `precision="bfloat16"`: the encoder is a copy of the classifier with bfloat16 weights and
+  arithmetic (saved next to the float32 weights, which warm starts read), which CPUs with
+  AVX512-BF16 or AMX run about twice as fast.
 
 The options the model was exported with are stored in `assets.extra/serving_options.json`
 (TF Serving ignores assets.extra except for its warm-up file) and returned by
@@ -42,8 +44,6 @@ from typing import Callable, Dict, List, Optional, Sequence
 import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras as keras
-from tensorflow.python.framework.convert_to_constants import (
-    convert_variables_to_constants_v2)
 
 from preprocessing.features import (INPUT_IDS, INPUT_MASK, INPUT_TYPE_IDS, LABEL,
                                     LABEL_VOCABULARY, LENGTH_BUCKET)
@@ -89,18 +89,6 @@ class ServingOptions:
         return dataclasses.asdict(self)
 
 
-def frozen_encoder(classifier: keras.Model) -> Callable:
-    """`classifier` as a function of (ids, mask, type ids) whose weights are graph constants."""
-    names = (INPUT_IDS, INPUT_MASK, INPUT_TYPE_IDS)
-    spec = [tf.TensorSpec([None, None], tf.int32, name=name) for name in names]
-
-    @tf.function(input_signature=spec, autograph=False)
-    def logits(ids, mask, type_ids):
-        return classifier(dict(zip(names, (ids, mask, type_ids))), training=False)
-
-    return convert_variables_to_constants_v2(logits.get_concrete_function())
-
-
 def _group_rows(count: tf.Tensor, group_size: int) -> tf.Tensor:
     """Rows an encoder call gets for `count` texts: the next power of two, up to group_size."""
     sizes = tf.constant([2 ** power for power in range(group_size.bit_length())], tf.int32)
@@ -114,7 +102,7 @@ class ServingModule(tf.Module):
         super().__init__(name="bert_text_classifier")
         # The same layers and weights, uncompiled: the SavedModel then holds no optimizer
         # slots or metric variables (which would triple its size). Kept for warm starts
-        # (trainer/model.py reads its variables); the signatures use the frozen copy below.
+        # (trainer/model.py reads its variables).
         self.classifier = keras.Model(classifier.inputs, classifier.outputs,
                                       name=classifier.name)
         self.tokenizer = tokenizer  # created here, eagerly: its table is a module resource
@@ -131,10 +119,16 @@ class ServingModule(tf.Module):
             tf.lookup.KeyValueTensorInitializer(
                 tf.constant(label_names), tf.range(len(label_names), dtype=tf.int64)),
             default_value=-1)
-        encoder = frozen_encoder(encoder_model or classifier)
+        # The model the signatures run: the classifier itself, or its copy in the serving
+        # precision (bfloat16 weights), tracked so that its variables are saved too.
+        if encoder_model is not None:
+            self.serving_classifier = encoder_model
+        encoder = encoder_model if encoder_model is not None else self.classifier
+        names = (INPUT_IDS, INPUT_MASK, INPUT_TYPE_IDS)
         self._encode = tf.function(
-            lambda ids, mask, type_ids: tf.nn.softmax(
-                tf.cast(encoder(ids, mask, type_ids)[0], tf.float32), axis=-1),
+            lambda ids, mask, type_ids: tf.nn.softmax(tf.cast(
+                encoder(dict(zip(names, (ids, mask, type_ids))), training=False), tf.float32),
+                axis=-1),
             jit_compile=options.xla, autograph=False)
 
     def _raw_text(self, text: tf.Tensor):
@@ -237,7 +231,7 @@ def export_serving_model(classifier, tft_output: tft.TFTransformOutput, text_fea
                          encoder_model=None) -> None:
     """Writes the serving SavedModel. `tokenizer`: the Transform graph's (same checkpoint and
     max_seq_length), checked against it; `encoder_model`: the classifier rebuilt in the serving
-    precision with the same weights (trainer/model.py: with_precision), default `classifier`."""
+    precision with the same weights (trainer/model.py: serving_copy), default `classifier`."""
     if tokenizer is None:
         raise ValueError("export_serving_model needs the Transform graph's tokenizer")
     check_tokenization(tokenizer, tft_output, text_feature)

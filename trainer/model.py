@@ -46,10 +46,10 @@ def build_classifier(checkpoint_dir: str, num_labels: int, dropout: float = 0.1,
 
 def serving_copy(classifier: keras.Model, checkpoint_dir: str, precision: str = "float32"
                  ) -> keras.Model:
-    """The classifier rebuilt outside any distribution strategy, with its weights, computing in
-    `precision`: 'float32', or 'bfloat16' (Keras mixed_bfloat16: matmuls in bfloat16, layer
-    norms and softmax in float32). The serving export freezes it into graph constants."""
-    policy = {"float32": "float32", "bfloat16": "mixed_bfloat16"}[precision]
+    """The classifier rebuilt outside any distribution strategy, with its weights cast to
+    `precision` ('float32' or 'bfloat16': weights and arithmetic in bfloat16), for the serving
+    export."""
+    policy = {"float32": "float32", "bfloat16": "bfloat16"}[precision]
     previous = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(policy)
     try:
@@ -57,7 +57,8 @@ def serving_copy(classifier: keras.Model, checkpoint_dir: str, precision: str = 
         copy = build_classifier(checkpoint_dir, num_labels, dropout=0.0)
     finally:
         keras.mixed_precision.set_global_policy(previous)
-    copy.set_weights(classifier.get_weights())
+    for target, source in zip(copy.weights, classifier.weights):
+        target.assign(tf.cast(source, target.dtype))
     return copy
 
 

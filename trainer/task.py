@@ -134,7 +134,8 @@ def _export(classifier: keras.Model, tft_output: tft.TFTransformOutput,
     export.export_serving_model(
         classifier, tft_output, settings.text_feature, settings.label_feature, export_dir,
         tokenizer=tokenizer, options=options,
-        encoder_model=model.serving_copy(classifier, checkpoint, training.serving_precision))
+        encoder_model=(model.serving_copy(classifier, checkpoint, training.serving_precision)
+                       if training.serving_precision != "float32" else None))
 
 
 TRAINING_SUMMARY_FILE = "training_summary.json"
