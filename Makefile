@@ -133,6 +133,7 @@ bench: install bench-torch-venv bench-onnx-venv
 	$(BIN)/python bench/data_half_scaling.py
 	$(BIN)/python bench/training_throughput.py
 	$(BIN)/python bench/accuracy.py --output-dir $(BENCH_OUT)/accuracy
-	$(BIN)/python bench/serving_latency.py --model $(BENCH_OUT)/accuracy/serving/text_classifier
+	$(BIN)/python bench/serving_latency.py --model $(BENCH_OUT)/accuracy/serving/text_classifier \
+		--intra-op-threads 1 --inter-op-threads 2
 	$(BIN)/python bench/serving_load.py --model-root $(BENCH_OUT)/accuracy/serving/text_classifier
 .PHONY: bench bench-torch-venv bench-onnx-venv
