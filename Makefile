@@ -118,11 +118,24 @@ $(TORCH_VENV)/.installed:
 	$(TORCH_VENV)/bin/pip install torch==2.13.0 transformers==4.49.0
 	touch $@
 
-bench: install bench-torch-venv
+# The ONNX Runtime peer of the serving benchmark (bench/onnx_peer.py), in its own venv too:
+# torch (CPU wheel, for the ONNX export), transformers, onnx, onnxruntime.
+ONNX_VENV := bench/.onnx-venv
+bench-onnx-venv: $(ONNX_VENV)/.installed
+$(ONNX_VENV)/.installed:
+	$(PYTHON311) -m venv $(ONNX_VENV)
+	$(ONNX_VENV)/bin/pip install torch==2.13.0 transformers==4.49.0 onnx onnxscript \
+		onnxruntime==1.32.0
+	touch $@
+
+bench: install bench-torch-venv bench-onnx-venv
 	rm -rf $(BENCH_OUT) && mkdir -p $(BENCH_OUT)
 	$(BIN)/python bench/data_half_scaling.py
 	$(BIN)/python bench/training_throughput.py
 	$(BIN)/python bench/accuracy.py --output-dir $(BENCH_OUT)/accuracy
-	$(BIN)/python bench/serving_latency.py --model $(BENCH_OUT)/accuracy/serving/text_classifier
-	$(BIN)/python bench/serving_load.py --model-root $(BENCH_OUT)/accuracy/serving/text_classifier
-.PHONY: bench bench-torch-venv
+	$(BIN)/python bench/serving_latency.py \
+		--model $(BENCH_OUT)/accuracy/defaults/serving/text_classifier \
+		--intra-op-threads 1 --inter-op-threads 2
+	$(BIN)/python bench/serving_load.py \
+		--model-root $(BENCH_OUT)/accuracy/defaults/serving/text_classifier
+.PHONY: bench bench-torch-venv bench-onnx-venv

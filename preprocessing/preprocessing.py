@@ -37,7 +37,7 @@ def label_values_from_schema(schema_path: str, label_feature: str) -> Optional[L
     return None
 
 
-def _dense_strings(feature: Any) -> tf.Tensor:
+def dense_strings(feature: Any) -> tf.Tensor:
     """A [batch] string tensor from a dense [batch]/[batch, 1] or a sparse/ragged feature."""
     if isinstance(feature, tf.SparseTensor):
         feature = tf.sparse.to_dense(feature, default_value="")
@@ -49,18 +49,23 @@ def _dense_strings(feature: Any) -> tf.Tensor:
     return feature
 
 
+def length_buckets(lengths: tf.Tensor) -> tf.Tensor:
+    """Token counts (with [CLS]/[SEP]) -> their LENGTH_BUCKET_NAMES, for evaluation slices."""
+    return tf.gather(
+        tf.constant(LENGTH_BUCKET_NAMES),
+        tf.searchsorted(tf.constant(LENGTH_BUCKET_BOUNDS, tf.int64), tf.cast(lengths, tf.int64),
+                        side="left"))
+
+
 def preprocessing_fn(inputs: Dict[str, Any], custom_config: Dict[str, Any]) -> Dict[str, Any]:
     tokenizer = BertTokenizerGraph(read_tokenizer_settings(custom_config[CHECKPOINT_KEY]),
                                    int(custom_config[MAX_SEQ_LENGTH_KEY]))
-    text = _dense_strings(inputs[custom_config[TEXT_FEATURE_KEY]])
+    text = dense_strings(inputs[custom_config[TEXT_FEATURE_KEY]])
     tokens = tokenizer(text)
     outputs = {name: values.to_sparse() for name, values in tokens.items()}
-    lengths = tokens[INPUT_IDS].row_lengths()
-    outputs[LENGTH_BUCKET] = tf.gather(
-        tf.constant(LENGTH_BUCKET_NAMES),
-        tf.searchsorted(tf.constant(LENGTH_BUCKET_BOUNDS, tf.int64), lengths, side="left"))
+    outputs[LENGTH_BUCKET] = length_buckets(tokens[INPUT_IDS].row_lengths())
 
-    label = _dense_strings(inputs[custom_config[LABEL_FEATURE_KEY]])
+    label = dense_strings(inputs[custom_config[LABEL_FEATURE_KEY]])
     # Schema order first, so class indices do not depend on label frequencies in this span.
     label_vocabulary = tft.vocabulary(label, vocab_filename=LABEL_VOCABULARY,
                                       reserved_tokens=custom_config.get(LABEL_VALUES_KEY))

@@ -45,7 +45,7 @@ class BertTokenizerGraph(tf.Module):
     def __init__(self, settings: TokenizerSettings, max_seq_length: int):
         super().__init__(name="bert_tokenizer")
         self._settings = settings
-        self._max_seq_length = max_seq_length
+        self.max_seq_length = max_seq_length
         self._cls_id = settings.token_id(settings.cls_token)
         self._sep_id = settings.token_id(settings.sep_token)
         self._vocab_table = tf.lookup.StaticHashTable(
@@ -76,7 +76,7 @@ class BertTokenizerGraph(tf.Module):
         words = words.with_flat_values(
             tf.where(too_long, self._settings.unknown_token, words.flat_values))
         wordpieces = self._wordpiece_tokenizer.tokenize(words).merge_dims(-2, -1)
-        wordpieces = wordpieces[:, : self._max_seq_length - 2]
+        wordpieces = wordpieces[:, : self.max_seq_length - 2]
         input_ids, type_ids = tf_text.combine_segments(
             [wordpieces], start_of_sequence_id=self._cls_id, end_of_segment_id=self._sep_id)
         return {

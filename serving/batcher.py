@@ -15,6 +15,12 @@ batching_parameters.txt):
 - `allowed_batch_sizes`: when set, a batch is padded with empty texts up to the next allowed
   size, as TF Serving does; the padding rows' outputs are dropped.
 
+One thing TF Serving's scheduler does not do: when more rows wait than one batch holds, a batch
+takes the oldest task (so none waits forever) and then the waiting tasks whose texts are closest
+to its length, instead of strict arrival order, so each model call pads its texts less (the
+encoder's cost grows with the longest text of the batch, or of each length group inside the
+exported model). With the queue shorter than a batch nothing changes: everything waiting goes.
+
 A field left out of the file takes basic_batch_scheduler.h's default (max_batch_size 1000,
 batch_timeout_micros 0, max_enqueued_batches 10, num_batch_threads = number of CPUs).
 """
@@ -85,6 +91,25 @@ class _Task:
     texts: Sequence[bytes]
     future: Future
     enqueued: float
+
+    @property
+    def length(self) -> int:
+        """Bytes of its longest text: the proxy for token count that batching groups by."""
+        return max((len(text) for text in self.texts), default=0)
+
+
+def pick_batch(queue: Sequence[_Task], max_rows: int) -> List[int]:
+    """Indices (in queue order) of the tasks of the next batch: the oldest task, then the
+    others closest to its length while the rows fit; all of them if they fit."""
+    if sum(len(task.texts) for task in queue) <= max_rows:
+        return list(range(len(queue)))
+    chosen, rows = [0], len(queue[0].texts)
+    target = queue[0].length
+    for index in sorted(range(1, len(queue)), key=lambda i: (abs(queue[i].length - target), i)):
+        if rows + len(queue[index].texts) <= max_rows:
+            chosen.append(index)
+            rows += len(queue[index].texts)
+    return sorted(chosen)
 
 
 def concatenate(parts: Sequence[Outputs]) -> Outputs:
@@ -161,12 +186,11 @@ class BatchScheduler:
                     break
                 # Woken early by a new task or another thread taking this batch: look again.
                 self._condition.wait(remaining)
-            batch, rows = [], 0
-            while self._queue and rows + len(self._queue[0].texts) <= self.options.max_batch_size:
-                task = self._queue.popleft()
-                batch.append(task)
-                rows += len(task.texts)
-            self._queued_rows -= rows
+            chosen = set(pick_batch(self._queue, self.options.max_batch_size))
+            batch = [task for index, task in enumerate(self._queue) if index in chosen]
+            self._queue = collections.deque(
+                task for index, task in enumerate(self._queue) if index not in chosen)
+            self._queued_rows -= sum(len(task.texts) for task in batch)
             return batch
 
     def _padded(self, texts: List[bytes]) -> List[bytes]:

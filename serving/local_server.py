@@ -14,6 +14,7 @@ so REST and gRPC requests share batches.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import os
@@ -35,7 +36,8 @@ from serving.grpc_service import start_grpc_server
 from serving.metrics import ServerMetrics, prometheus_path
 from serving.model_manager import ModelManager
 from serving.request_limits import check_signature
-from serving.server_options import ServerOptions
+from serving.server_options import ServerOptions, thread_counts
+from serving.servable import Servable
 from serving.server_process import ready_line
 
 _LOG = logging.getLogger(__name__)
@@ -54,6 +56,22 @@ def _check_model_root(options: ServerOptions) -> None:
     raise ServeError(f"--model-root {root} has no numbered version directories (1, 2, ...) "
                      f"holding a SavedModel{hint}")
 
+
+
+def _set_tensorflow_threads(options: ServerOptions, batching: BatchingOptions):
+    """TensorFlow's intra-/inter-op threads from the options, or from the cores and batch
+    threads; they can only be set before TensorFlow's runtime starts (else: left as they are,
+    with a warning). Returns what was asked."""
+    import tensorflow as tf
+    intra, inter = thread_counts(os.cpu_count() or 1, batching.num_batch_threads,
+                                 options.intra_op_threads, options.inter_op_threads)
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(intra)
+        tf.config.threading.set_inter_op_parallelism_threads(inter)
+    except RuntimeError as error:  # the runtime is already up (e.g. a server in a test process)
+        logging.warning("TensorFlow threads not set to intra %d / inter %d: %s", intra, inter,
+                        error)
+    return intra, inter
 
 class _V1Handler(tornado.web.RequestHandler):
     """Every /v1/ request: TF Serving's status, metadata and predict endpoints."""
@@ -166,7 +184,9 @@ class LocalServer:
         except (OSError, ValueError) as error:
             raise ServeError(f"monitoring config: {error}") from error
         self.metrics = ServerMetrics()
+        self.threads = _set_tensorflow_threads(options, batching)
         self.manager = ModelManager(options.served_model_name, options.model_root, batching,
+                                    load=functools.partial(Servable, threads=self.threads),
                                     num_versions=options.num_versions,
                                     poll_seconds=options.file_system_poll_wait_seconds,
                                     on_batch=self.metrics.batch_size.observe)

@@ -116,6 +116,7 @@ class ModelManager:
                 self._states[version] = (_State.UNLOADING, "")
         for version, entry in unloading.items():
             entry.scheduler.close()  # waits for the requests already queued on it
+            getattr(entry.servable, "close", lambda: None)()
             with self._lock:
                 self._states[version] = (_State.END, "")
             _LOG.info("unloaded %s version %d", self.name, version)

@@ -36,6 +36,11 @@ class ServerOptions:
     limits: RequestLimits = RequestLimits()
     request_timeout_seconds: float = 60.0
     grpc_threads: int = 16
+    # TensorFlow's thread pools, as tensorflow_model_server's --tensorflow_intra_op_parallelism
+    # and --tensorflow_inter_op_parallelism; 0: from the cores and the batch threads
+    # (thread_counts).
+    intra_op_threads: int = 0
+    inter_op_threads: int = 0
 
     @property
     def served_model_name(self) -> str:
@@ -43,6 +48,14 @@ class ServerOptions:
 
 
 _DEFAULTS = ServerOptions(model_root="")
+
+
+def thread_counts(cpus: int, batch_threads: int, intra: int = 0, inter: int = 0):
+    """(intra-op, inter-op) threads: each concurrent model call gets cpus / batch_threads
+    intra-op threads (at least 1), and the inter-op pool runs one call per batch thread. A
+    value given (non-zero) is kept."""
+    batch_threads = max(1, batch_threads)
+    return (intra or max(1, cpus // batch_threads), inter or batch_threads)
 
 
 def add_serve_flags(parser: argparse.ArgumentParser) -> None:
@@ -73,6 +86,11 @@ def add_serve_flags(parser: argparse.ArgumentParser) -> None:
                         help="TF Serving MonitoringConfig text file: Prometheus metrics on the "
                              "REST port ('' for none; default: the docker deployment's, "
                              "serving/deploy/monitoring.config)")
+    parser.add_argument("--tensorflow-intra-op-parallelism", type=int, default=0,
+                        help="threads of one model call (TF Serving's flag of that name; "
+                             "default 0: cores / num_batch_threads)")
+    parser.add_argument("--tensorflow-inter-op-parallelism", type=int, default=0,
+                        help="model calls' ops run at once (default 0: num_batch_threads)")
     parser.add_argument("--max-request-texts", type=int, default=_DEFAULTS.limits.max_texts,
                         help="texts per request at most (default: %(default)s)")
     parser.add_argument("--max-text-bytes", type=int, default=_DEFAULTS.limits.max_text_bytes,
@@ -87,5 +105,7 @@ def options_from_args(args: argparse.Namespace) -> ServerOptions:
         file_system_poll_wait_seconds=args.file_system_poll_wait_seconds,
         batching_parameters_file=args.batching_parameters_file,
         monitoring_config_file=args.monitoring_config_file,
+        intra_op_threads=args.tensorflow_intra_op_parallelism,
+        inter_op_threads=args.tensorflow_inter_op_parallelism,
         limits=RequestLimits(max_texts=args.max_request_texts,
                              max_text_bytes=args.max_text_bytes))

@@ -147,3 +147,55 @@ def test_batching_parameters_file_is_read_with_tf_servings_message(tmp_path):
     path.write_text("max_batch_size: 16\n")  # a wrapper message, not a plain number
     with pytest.raises(ValueError, match="is not a tensorflow.serving.BatchingParameters"):
         BatchingOptions.from_file(str(path))
+
+
+def _task(*texts):
+    from concurrent.futures import Future
+    from serving.batcher import _Task
+    return _Task(list(texts), Future(), 0.0)
+
+
+def test_a_queue_that_fits_one_batch_goes_whole_and_in_order():
+    from serving.batcher import pick_batch
+    queue = [_task(b"x" * 50), _task(b"y"), _task(b"z" * 10, b"w")]
+    assert pick_batch(queue, 8) == [0, 1, 2]
+
+
+def test_a_long_queue_batches_the_oldest_with_the_texts_closest_to_its_length():
+    from serving.batcher import pick_batch
+    lengths = [40, 5, 41, 200, 6, 39, 38, 120, 7, 42]
+    queue = [_task(b"a" * length) for length in lengths]
+    chosen = pick_batch(queue, 4)
+    assert chosen[0] == 0  # the oldest task always goes: no task waits forever
+    # Ties in distance go to the older task: 38 (index 6) before 42 (index 9).
+    assert sorted(lengths[index] for index in chosen) == [38, 39, 40, 41]
+    # Tasks of several texts count all their rows and are grouped by their longest text.
+    queue = [_task(b"a" * 30), _task(b"b" * 3, b"c" * 31), _task(b"d" * 300), _task(b"e" * 29)]
+    assert pick_batch(queue, 3) == [0, 1]
+
+
+def test_length_grouping_keeps_each_callers_rows_under_a_backlog():
+    model = RecordingModel()
+    model.gate.clear()  # hold the first call so that a backlog builds up
+    scheduler = BatchScheduler(model, options(max_batch_size=4, batch_timeout_micros=0))
+    first = scheduler.submit([b"first"])
+    assert model.entered.wait(5)
+    texts = [bytes([97 + index % 26]) * length
+             for index, length in enumerate([3, 90, 4, 91, 5, 92, 6, 93, 7, 94, 8, 95, 9, 96, 10, 97])]
+    futures = [scheduler.submit([text]) for text in texts]
+    model.gate.set()
+    assert list(first.result(5)["echo"]) == [b"first"]
+    for text, future in zip(texts, futures):
+        assert list(future.result(5)["echo"]) == [text]
+    scheduler.close()
+    backlog_calls = model.calls[1:]
+    # Short and long texts were not mixed: each call's lengths span less than the backlog's.
+    assert all(max(map(len, call)) - min(map(len, call)) < 80 for call in backlog_calls)
+
+
+def test_thread_counts_split_the_cores_between_concurrent_model_calls():
+    from serving.server_options import thread_counts
+    assert thread_counts(2, 2) == (1, 2)
+    assert thread_counts(8, 2) == (4, 2)
+    assert thread_counts(2, 4) == (1, 4)
+    assert thread_counts(2, 2, intra=2, inter=1) == (2, 1)

@@ -77,6 +77,7 @@ model = tf.saved_model.load(sys.argv[1])
 texts = [b"great product", b"awful", b""]
 labelled = [(b"great product", b"positive"), (b"awful", b"negative"),
             (b" ".join([b"the movie was great"] * 10), b"positive")]
+mixed = [b" ".join([b"word"] * n) for n in (3, 40, 1, 12, 0, 25, 7, 2, 30, 5, 18)]
 
 def example(text, label=None):
     feature = {"text": tf.train.Feature(bytes_list=tf.train.BytesList(value=[text]))}
@@ -102,6 +103,12 @@ out = {
         examples_input: tf.constant([example(text) for text in texts])}),
     "eval_features": call("eval_features", **{
         eval_input: tf.constant([example(text, label) for text, label in labelled])}),
+    # Length-sorted groups inside the model: a batch of mixed lengths answers each text as
+    # that text alone does, in the caller's order.
+    "mixed_batch": model.signatures["serving_default"](text=tf.constant(mixed))[
+        "probabilities"].numpy().tolist(),
+    "mixed_alone": [model.signatures["serving_default"](text=tf.constant([text]))[
+        "probabilities"].numpy()[0].tolist() for text in mixed],
     "modules": sorted({name.split(".")[0] for name in sys.modules}
                       & {"tensorflow_transform", "transformers", "tfx", "apache_beam"}),
 }
@@ -193,3 +200,66 @@ def test_warm_start_loads_every_weight_of_an_exported_model(default_run, trainer
     with pytest.raises(model.WarmStartError, match="cannot warm-start from"):
         model.warm_start(model.build_classifier(trainer_inputs.checkpoint, num_labels=3),
                          exported)
+
+
+def test_mixed_length_batch_answers_like_each_text_alone(served):
+    np.testing.assert_allclose(np.array(served["mixed_batch"]), np.array(served["mixed_alone"]),
+                               rtol=0, atol=1e-5)
+
+
+def test_no_signature_initializes_a_table_and_serving_options_are_recorded(default_run):
+    from trainer import export
+    fn_args, _ = default_run
+    serving_dir = fn_args["serving_model_dir"]
+    assert export.table_init_ops(serving_dir) == {name: [] for name in SIGNATURES}
+    options = export.read_serving_options(serving_dir)
+    assert options == export.ServingOptions()  # float32, XLA: the training section's defaults
+    assert export.read_max_seq_length(serving_dir) == 32
+
+
+def test_table_init_ops_finds_a_table_filled_inside_a_signature(tmp_path):
+    from trainer import export
+
+    class Module(tf.Module):
+        def __init__(self):
+            super().__init__()
+            self.table = tf.lookup.StaticHashTable(
+                tf.lookup.KeyValueTensorInitializer(["a"], [1]), default_value=0)
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+        def refill(self, keys):
+            # What a table created inside a traced function does on every call.
+            tf.raw_ops.LookupTableImportV2(table_handle=self.table.resource_handle,
+                                           keys=tf.constant(["a"]), values=tf.constant([1]))
+            return {"ids": self.table.lookup(keys)}
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+        def lookup(self, keys):
+            return {"ids": self.table.lookup(keys)}
+
+    module = Module()
+    tf.saved_model.save(module, str(tmp_path), signatures={
+        "refill": module.refill.get_concrete_function(),
+        "lookup": module.lookup.get_concrete_function()})
+    found = export.table_init_ops(str(tmp_path))
+    assert found["lookup"] == []
+    assert [entry.split(" ")[0] for entry in found["refill"]] == ["LookupTableImportV2"]
+
+
+def test_serving_options_are_checked():
+    from trainer import export
+    with pytest.raises(ValueError, match="precision"):
+        export.ServingOptions(precision="float16")
+    with pytest.raises(ValueError, match="power of two"):
+        export.ServingOptions(group_size=6)
+
+
+def test_export_refuses_a_tokenizer_that_differs_from_the_transform_graphs(trainer_inputs):
+    from preprocessing.checkpoint import read_tokenizer_settings
+    from preprocessing.tokenization import BertTokenizerGraph
+    from trainer import export
+    tft_output = tft.TFTransformOutput(trainer_inputs.transform_output)
+    settings = read_tokenizer_settings(trainer_inputs.checkpoint)
+    export.check_tokenization(BertTokenizerGraph(settings, 32), tft_output, "text")
+    with pytest.raises(export.TokenizationSkewError, match="max_seq_length"):
+        export.check_tokenization(BertTokenizerGraph(settings, 16), tft_output, "text")

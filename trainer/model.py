@@ -44,6 +44,24 @@ def build_classifier(checkpoint_dir: str, num_labels: int, dropout: float = 0.1,
     return keras.Model(inputs=inputs, outputs=logits, name="bert_classifier")
 
 
+def serving_copy(classifier: keras.Model, checkpoint_dir: str, precision: str = "float32"
+                 ) -> keras.Model:
+    """The classifier rebuilt outside any distribution strategy, with its weights cast to
+    `precision` ('float32' or 'bfloat16': weights and arithmetic in bfloat16), for the serving
+    export."""
+    policy = {"float32": "float32", "bfloat16": "bfloat16"}[precision]
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        num_labels = classifier.get_layer("classifier").units
+        copy = build_classifier(checkpoint_dir, num_labels, dropout=0.0)
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+    for target, source in zip(copy.weights, classifier.weights):
+        target.assign(tf.cast(source, target.dtype))
+    return copy
+
+
 def compile_classifier(model: keras.Model, learning_rate: float, train_steps: int,
                        warmup_steps: int, weight_decay: float, jit_compile: bool) -> None:
     from transformers import create_optimizer

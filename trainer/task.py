@@ -33,7 +33,9 @@ import tensorflow_transform as tft  # noqa: E402
 import tf_keras as keras  # noqa: E402
 from tfx.components.trainer.fn_args_utils import FnArgs  # noqa: E402
 
+from preprocessing.checkpoint import read_tokenizer_settings  # noqa: E402
 from preprocessing.features import CHECKPOINT_KEY  # noqa: E402
+from preprocessing.tokenization import BertTokenizerGraph  # noqa: E402
 from trainer import distribution, export, fitting, model  # noqa: E402
 from trainer.config import TrainerSettings, TrainingConfig  # noqa: E402
 
@@ -108,8 +110,7 @@ def run_fn(fn_args: FnArgs) -> None:
     # Under MultiWorkerMirroredStrategy every worker must take part in saving; only the
     # chief's copy is the model, the others write to a scratch directory and drop it.
     if distribution.is_chief(strategy):
-        export.export_serving_model(classifier, tft_output, settings.text_feature,
-                                    settings.label_feature, fn_args.serving_model_dir)
+        _export(classifier, tft_output, settings, checkpoint, fn_args.serving_model_dir)
         examples = steps_run * training.train_batch_size
         _write_training_summary(fn_args.model_run_dir, {
             "strategy": type(strategy).__name__, "replicas": strategy.num_replicas_in_sync,
@@ -124,10 +125,24 @@ def run_fn(fn_args: FnArgs) -> None:
             "examples_per_second": examples / fit_seconds})
     else:
         scratch = tempfile.mkdtemp()
-        export.export_serving_model(classifier, tft_output, settings.text_feature,
-                                    settings.label_feature, scratch)
+        _export(classifier, tft_output, settings, checkpoint, scratch)
         tf.io.gfile.rmtree(scratch)
         _wait_for(os.path.join(fn_args.serving_model_dir, "saved_model.pb"))
+
+
+def _export(classifier: keras.Model, tft_output: tft.TFTransformOutput,
+            settings: TrainerSettings, checkpoint: str, export_dir: str) -> None:
+    """The serving SavedModel, with the Transform graph's tokenizer (same checkpoint settings
+    and max_seq_length; the export checks it against the transform graph) and the encoder in
+    the configured serving precision (trainer/export.py)."""
+    training = settings.training
+    tokenizer = BertTokenizerGraph(read_tokenizer_settings(checkpoint), settings.max_seq_length)
+    options = export.ServingOptions(precision=training.serving_precision, xla=training.serving_xla)
+    export.export_serving_model(
+        classifier, tft_output, settings.text_feature, settings.label_feature, export_dir,
+        tokenizer=tokenizer, options=options,
+        encoder_model=(model.serving_copy(classifier, checkpoint, training.serving_precision)
+                       if training.serving_precision != "float32" else None))
 
 
 TRAINING_SUMMARY_FILE = "training_summary.json"
