@@ -22,7 +22,7 @@ help:
 	@echo "make retrain   train on the latest spans in SPANS (default incoming/span-N/); cron-friendly"
 	@echo "make serve     serve the pushed model locally (TF Serving's REST :8501 and gRPC :8500 APIs)"
 	@echo "make serve-docker  TF Serving 2.16.1 in docker on SERVING_ROOT (needs a docker engine)"
-	@echo "make bench     run the benchmarks in bench/ (about 2.5 h), figures to docs/BENCHMARKS.md"
+	@echo "make bench     run the benchmarks in bench/ (about 5 h), figures to docs/BENCHMARKS.md"
 	@echo "make gpu-check on a machine with NVIDIA GPUs: train a sample of SST-2 on all of them"
 	@echo "make lock      re-resolve requirements.in into requirements.lock"
 	@echo "make image     build the pipeline image (Dockerfile); needs docker (dev machines: none)"
@@ -104,7 +104,7 @@ IMAGE ?= bertpipe:latest
 image:
 	docker build -t $(IMAGE) .
 
-# Benchmarks (not part of `make test`; about 2.5 h on 2 cores): each script writes its
+# Benchmarks (not part of `make test`; about 5 h on 2 cores): each script writes its
 # section of docs/BENCHMARKS.md with the command, machine and date.
 BENCH_OUT ?= /tmp/bertpipe-bench
 TORCH_VENV := bench/.torch-venv
