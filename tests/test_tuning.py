@@ -42,7 +42,7 @@ def test_training_stops_early_and_exports_the_best_epochs_weights(trainer_inputs
     # No epoch after the first can gain more than 1.0 accuracy: the first is the best, and
     # with patience 1 training stops after the second of four epochs.
     config = trainer_inputs.train_config(
-        tmp_path / "out", epochs=4, learning_rate=2e-3, validation_fraction=0.25,
+        tmp_path / "out", epochs=4, learning_rate=1e-2, validation_fraction=0.25,
         early_stopping_patience=1, early_stopping_min_delta=1.0)
     fn_args = trainer_inputs.fn_args_spec(config, tmp_path / "run")
     process = trainer_harness.run_trainer(tmp_path / "trainer", fn_args)
@@ -53,10 +53,12 @@ def test_training_stops_early_and_exports_the_best_epochs_weights(trainer_inputs
     assert summary["train_examples"] + summary["validation_examples"] == 330
     assert 50 < summary["validation_examples"] < 120  # about a quarter held out
     # The exported model is epoch 1's: its validation loss is the one Keras logged for epoch 1,
-    # not epoch 2's (the learning rate moves the weights far in one epoch).
+    # not epoch 2's. The tiny BERT stays near chance on this data, but a large learning rate
+    # moves its weights enough that the two epochs' losses differ well beyond the tolerance
+    # (the same weights on the same rows give the same loss to float precision).
     exported = validation_loss(fn_args["serving_model_dir"], trainer_inputs, 0.25)
-    assert abs(history["val_loss"][1] - history["val_loss"][0]) > 1e-3, history
-    assert abs(exported - history["val_loss"][0]) < 1e-4, (exported, history)
+    assert abs(history["val_loss"][1] - history["val_loss"][0]) > 2e-4, history
+    assert abs(exported - history["val_loss"][0]) < 2e-5, (exported, history)
 
 
 def test_tuner_trials_pick_the_hyperparameters_the_trainer_trains_with(demo_first_run,
