@@ -7,6 +7,10 @@ property `blessed` = 1 and an INFRA_BLESSED file), which the standard Pusher tak
 `infra_blessing`, plus the check's JSON report in the blessing's directory. A model that fails
 gets the report and `blessed` = 0, and the run stops with ServingCheckError naming the ops or
 the signature problem, so the Pusher never sees a blessing.
+
+A model exported in a cheaper precision than float32 (`--serving-precision bfloat16`) is also
+checked against its own float32 weights on the first examples of the `examples` input's eval
+split (serving/servability.py: check_precision_agreement); its agreement is in the report.
 """
 from __future__ import annotations
 
@@ -20,11 +24,15 @@ from tfx.types import artifact_utils, standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
 from tfx.utils import io_utils, path_utils
 
-from serving.servability import DEFAULT_EXAMPLE_TEXTS, ServingCheckError, check_saved_model
+from serving.servability import (DEFAULT_EXAMPLE_TEXTS, ServingCheckError,
+                                 check_precision_agreement, check_saved_model)
 from serving.tf_serving_ops import TF_SERVING_RELEASE
 
 # Component keys, and the InfraBlessing markers as tfx's InfraValidator executor writes them.
 MODEL_KEY, BLESSING_KEY, EXAMPLE_TEXTS_KEY = "model", "blessing", "example_texts"
+EXAMPLES_KEY, AGREEMENT_SPLIT_KEY, AGREEMENT_EXAMPLES_KEY = (
+    "examples", "agreement_split", "agreement_examples")
+DEFAULT_AGREEMENT_SPLIT, DEFAULT_AGREEMENT_EXAMPLES = "eval", 1000
 BLESSED_PROPERTY = "blessed"
 BLESSED_FILE_NAME, NOT_BLESSED_FILE_NAME = "INFRA_BLESSED", "INFRA_NOT_BLESSED"
 TF_SERVING_RELEASE_PROPERTY = "tf_serving_release"
@@ -50,6 +58,17 @@ def _example_texts(exec_properties: Dict[str, Any]) -> List[str]:
     return json.loads(texts) if isinstance(texts, str) else list(texts)
 
 
+def _agreement_files(input_dict: Dict[str, List[types.Artifact]],
+                     exec_properties: Dict[str, Any]) -> List[str]:
+    """The record files of the examples' agreement split ([] without examples)."""
+    import tensorflow as tf
+    if not input_dict.get(EXAMPLES_KEY):
+        return []
+    split = exec_properties.get(AGREEMENT_SPLIT_KEY) or DEFAULT_AGREEMENT_SPLIT
+    split_uri = artifact_utils.get_split_uri(input_dict[EXAMPLES_KEY], split)
+    return sorted(tf.io.gfile.glob(os.path.join(split_uri, "*")))
+
+
 class Executor(base_executor.BaseExecutor):
     """Blesses the model (InfraBlessing) or raises ServingCheckError."""
 
@@ -63,6 +82,14 @@ class Executor(base_executor.BaseExecutor):
             model.uri, path_utils.is_old_model_artifact(model))
         try:
             report = check_saved_model(saved_model_dir, _example_texts(exec_properties))
+            try:
+                report["precision_agreement"] = check_precision_agreement(
+                    saved_model_dir, _agreement_files(input_dict, exec_properties),
+                    int(exec_properties.get(AGREEMENT_EXAMPLES_KEY)
+                        or DEFAULT_AGREEMENT_EXAMPLES))
+            except ServingCheckError as error:  # keep the servability report beside it
+                raise ServingCheckError(str(error), error.problems,
+                                        dict(report, precision_agreement=error.report)) from error
         except ServingCheckError as error:
             _write_report(blessing, dict(error.report, problems=error.problems))
             _mark(blessing, blessed=False)
@@ -73,10 +100,14 @@ class Executor(base_executor.BaseExecutor):
 
 
 class ServingCheckSpec(ComponentSpec):
-    """model (Trainer's Model) -> blessing (InfraBlessing); example_texts to call it with."""
+    """model (Trainer's Model) -> blessing (InfraBlessing); example_texts to call it with;
+    examples (optional) whose agreement_split a reduced-precision model is compared on."""
 
-    PARAMETERS = {EXAMPLE_TEXTS_KEY: ExecutionParameter(type=List[str], optional=True)}
-    INPUTS = {MODEL_KEY: ChannelParameter(type=standard_artifacts.Model)}
+    PARAMETERS = {EXAMPLE_TEXTS_KEY: ExecutionParameter(type=List[str], optional=True),
+                  AGREEMENT_SPLIT_KEY: ExecutionParameter(type=str, optional=True),
+                  AGREEMENT_EXAMPLES_KEY: ExecutionParameter(type=int, optional=True)}
+    INPUTS = {MODEL_KEY: ChannelParameter(type=standard_artifacts.Model),
+              EXAMPLES_KEY: ChannelParameter(type=standard_artifacts.Examples, optional=True)}
     OUTPUTS = {BLESSING_KEY: ChannelParameter(type=standard_artifacts.InfraBlessing)}
 
 
@@ -90,8 +121,12 @@ class ServingCheck(base_component.BaseComponent):
     EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)
 
     def __init__(self, model: types.BaseChannel,
-                 example_texts: Optional[Sequence[str]] = None):
+                 example_texts: Optional[Sequence[str]] = None,
+                 examples: Optional[types.BaseChannel] = None,
+                 agreement_split: str = DEFAULT_AGREEMENT_SPLIT,
+                 agreement_examples: int = DEFAULT_AGREEMENT_EXAMPLES):
         super().__init__(spec=ServingCheckSpec(
-            model=model,
+            model=model, examples=examples, agreement_split=agreement_split,
+            agreement_examples=agreement_examples,
             example_texts=list(example_texts) if example_texts is not None else None,
             blessing=types.Channel(type=standard_artifacts.InfraBlessing)))

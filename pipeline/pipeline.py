@@ -103,7 +103,9 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
         if resources is not None:
             node.with_platform_config(resources)
 
-    serving_check = ServingCheck(model=trainer.outputs["model"])  # servable by TF Serving?
+    # Servable by TF Serving? A bfloat16 export must also answer like float32 on eval examples.
+    serving_check = ServingCheck(model=trainer.outputs["model"],
+                                 examples=example_gen.outputs["examples"])
     pusher = ServingPusher(
         model=trainer.outputs["model"], model_blessing=evaluator.outputs["blessing"],
         infra_blessing=serving_check.outputs["blessing"],

@@ -35,6 +35,17 @@ SERVE_TAG = "serve"  # tf.saved_model.SERVING, the MetaGraphDef TF Serving loads
 SERVING_CONFIG_FILE_NAME = "models.config"
 _VERSION_DIR_NAME = re.compile(r"[0-9]+")
 
+# The options a model was exported with (precision, XLA, ...), JSON, inside the SavedModel
+# directory (TF Serving ignores assets.extra except for its warm-up file).
+SERVING_OPTIONS_FILE = os.path.join("assets.extra", "serving_options.json")
+# A model exported in a cheaper precision than it was trained in also has this function (not a
+# signature: TF Serving does not expose it): serialized tf.Examples -> the trained float32
+# weights' probabilities, which the ServingCheck compares the served ones with.
+FLOAT32_REFERENCE_FUNCTION = "float32_example_probabilities"
+# How closely a reduced-precision variant must answer like float32 to be pushed.
+MIN_LABEL_AGREEMENT = 0.995
+MAX_PROBABILITY_DIFFERENCE = 0.02
+
 FLOAT_DTYPES = ("DT_FLOAT", "DT_HALF", "DT_BFLOAT16", "DT_DOUBLE")
 PROBABILITY_SUM_TOLERANCE = 1e-3
 

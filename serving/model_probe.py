@@ -9,7 +9,11 @@ lacks or hide a loading problem:
   every library function body) and those core TensorFlow does not register;
 - `call_signature`: imports TensorFlow and tensorflow_text only (TF Serving links TF Text's ops),
   loads the model as the model server does (TF1 loader, tag "serve", SignatureDef tensors) and
-  calls `serving_default` on the request's batches of texts.
+  calls `serving_default` on the request's batches of texts;
+- `compare_precision`: imports TensorFlow and tensorflow_text only, loads the model (TF2
+  loader) and runs the request's serialized tf.Examples through `serving_examples` (the served
+  precision) and through the model's float32 reference function (serving/contract.py), returning
+  both probabilities.
 
 The result file also names any of those packages that got imported anyway (a sitecustomize or
 .pth file would), because then the probe proves nothing. `describe_signature` is also used by
@@ -21,7 +25,8 @@ import json
 import sys
 from typing import Any, Dict, List
 
-from serving.contract import SERVE_TAG, SERVING_SIGNATURE, TEXT_INPUT
+from serving.contract import (EXAMPLES_SIGNATURE, FLOAT32_REFERENCE_FUNCTION, PROBABILITIES,
+                              SERVE_TAG, SERVING_SIGNATURE, TEXT_INPUT)
 
 # Modules that must not be in a probe process (tensorflow_text is allowed when calling).
 NOT_IMPORTED = ("tfx", "tensorflow_transform", "transformers")
@@ -124,6 +129,31 @@ def call_signature(saved_model_dir: str, batches: List[List[str]]) -> Dict[str, 
     return result
 
 
+def compare_precision(saved_model_dir: str, example_files: List[str], max_examples: int,
+                      batch_size: int = 32) -> Dict[str, Any]:
+    """Probabilities of the served model and of its float32 weights on the first
+    `max_examples` tf.Examples of `example_files` (TFRecord files, gzipped if named *.gz)."""
+    import tensorflow as tf
+    import tensorflow_text  # noqa: F401  registers the TF Text ops
+    model = tf.saved_model.load(saved_model_dir)
+    if not hasattr(model, FLOAT32_REFERENCE_FUNCTION):
+        return {"error": f"the model has no {FLOAT32_REFERENCE_FUNCTION!r} function to compare "
+                         "its precision with float32 (exported before issue 13?)"}
+    served_fn = model.signatures[EXAMPLES_SIGNATURE]
+    [input_name] = served_fn.structured_input_signature[1]
+    reference_fn = getattr(model, FLOAT32_REFERENCE_FUNCTION)
+    served, reference = [], []
+    for path in example_files:
+        compression = "GZIP" if path.endswith(".gz") else ""
+        dataset = tf.data.TFRecordDataset(path, compression_type=compression)
+        for batch in dataset.take(max_examples - len(served)).batch(batch_size):
+            served += served_fn(**{input_name: batch})[PROBABILITIES].numpy().tolist()
+            reference += reference_fn(batch).numpy().tolist()
+        if len(served) >= max_examples:
+            break
+    return {"served": served, "reference": reference}
+
+
 def main(argv: List[str]) -> None:
     mode, saved_model_dir, request_path, result_path = argv
     with open(request_path, encoding="utf-8") as handle:
@@ -131,6 +161,10 @@ def main(argv: List[str]) -> None:
     if mode == "list_ops":
         result = list_ops(saved_model_dir)
         not_imported = NOT_IMPORTED + ("tensorflow_text",)
+    elif mode == "compare_precision":
+        result = compare_precision(saved_model_dir, request["example_files"],
+                                   request["max_examples"])
+        not_imported = NOT_IMPORTED
     else:
         result = call_signature(saved_model_dir, request["batches"])
         not_imported = NOT_IMPORTED

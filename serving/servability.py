@@ -11,7 +11,12 @@ fresh Python process, and checks what it saw:
    (probabilities summing to 1, the label the most probable class).
 
 It returns a JSON-able report (ops, non-core ops, signature, sample predictions) or raises
-ServingCheckError naming every problem. No TFX: components/serving_check.py wraps it as a
+ServingCheckError naming every problem.
+
+`check_precision_agreement(saved_model_dir, example_files)` is the check of a model exported in
+a cheaper precision than float32 (bfloat16): on real examples, its labels must agree with its
+float32 weights' on at least MIN_LABEL_AGREEMENT of them and no probability may differ by more
+than MAX_PROBABILITY_DIFFERENCE (serving/contract.py). A float32 model passes without a probe. No TFX: components/serving_check.py wraps it as a
 pipeline component.
 """
 from __future__ import annotations
@@ -94,6 +99,65 @@ def _has_saved_model(saved_model_dir: str) -> bool:
     import tensorflow as tf
     return any(tf.io.gfile.exists(os.path.join(saved_model_dir, name))
                for name in _SAVED_MODEL_FILES)
+
+
+def served_precision(saved_model_dir: str) -> str:
+    """The precision the model serves in (its recorded serving options; float32 if none)."""
+    import tensorflow as tf
+    path = os.path.join(saved_model_dir, contract.SERVING_OPTIONS_FILE)
+    if not tf.io.gfile.exists(path):
+        return "float32"
+    with tf.io.gfile.GFile(path) as handle:
+        return json.load(handle).get("precision", "float32")
+
+
+def check_precision_agreement(saved_model_dir: str, example_files: Sequence[str],
+                              max_examples: int = 1000,
+                              min_label_agreement: float = contract.MIN_LABEL_AGREEMENT,
+                              max_probability_difference: float =
+                              contract.MAX_PROBABILITY_DIFFERENCE) -> Dict[str, Any]:
+    """The agreement report of a reduced-precision model with its float32 weights on the first
+    `max_examples` examples of `example_files`; raises ServingCheckError if it is out of bounds.
+    A float32 model gets {"precision": "float32"} and no probe."""
+    precision = served_precision(saved_model_dir)
+    if precision == "float32":
+        return {"precision": precision}
+    if not example_files:
+        raise ServingCheckError(
+            f"The model at {saved_model_dir} serves in {precision}, but the serving check got no "
+            "examples to compare it with float32 on.", problems=["no examples for agreement"])
+    compared = run_probe("compare_precision", saved_model_dir,
+                         {"example_files": list(example_files), "max_examples": max_examples})
+    if "error" in compared:
+        raise ServingCheckError(f"Cannot compare {saved_model_dir} with float32: "
+                                f"{compared['error']}", problems=[compared["error"]])
+    served, reference = compared["served"], compared["reference"]
+    if not served:
+        raise ServingCheckError(f"The example files {list(example_files)} hold no example to "
+                                "compare precisions on.", problems=["no examples for agreement"])
+    argmax = lambda row: max(range(len(row)), key=row.__getitem__)  # noqa: E731
+    agreeing = sum(argmax(a) == argmax(b) for a, b in zip(served, reference))
+    difference = max(abs(x - y) for a, b in zip(served, reference) for x, y in zip(a, b))
+    report = {"precision": precision, "examples": len(served),
+              "label_agreement": agreeing / len(served),
+              "max_probability_difference": difference,
+              "min_label_agreement": min_label_agreement,
+              "max_probability_difference_allowed": max_probability_difference}
+    problems = []
+    if report["label_agreement"] < min_label_agreement:
+        problems.append(f"{precision} labels agree with float32 on {agreeing} of {len(served)} "
+                        f"examples ({100 * report['label_agreement']:.2f}%), below "
+                        f"{100 * min_label_agreement:.2f}%")
+    if difference > max_probability_difference:
+        problems.append(f"a {precision} probability differs from float32's by {difference:.4f}, "
+                        f"more than {max_probability_difference}")
+    if problems:
+        raise ServingCheckError(
+            f"The {precision} model at {saved_model_dir} does not answer like its float32 "
+            "weights:\n" + "\n".join(f"  - {problem}" for problem in problems)
+            + "\nExport it in float32 (--serving-precision float32) instead.",
+            problems=problems, report=report)
+    return report
 
 
 def check_saved_model(saved_model_dir: str, texts: Sequence[str] = DEFAULT_EXAMPLE_TEXTS,

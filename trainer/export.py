@@ -28,7 +28,9 @@ How a call runs (issue 13: what made a TF call cost ~8 ms more than ONNX Runtime
   then held its own copy of the weights, and a server ran out of 24 GB of memory.
 * `precision="bfloat16"`: the encoder is a copy of the classifier with bfloat16 weights and
   arithmetic (saved next to the float32 weights, which warm starts read), which CPUs with
-  AVX512-BF16 or AMX run about twice as fast.
+  AVX512-BF16 or AMX run about twice as fast. Such a model also has a function (not a
+  signature) `FLOAT32_REFERENCE_FUNCTION`: the float32 weights' probabilities on serialized
+  examples, with which the ServingCheck measures the variant's agreement on every push.
 
 The options the model was exported with are stored in `assets.extra/serving_options.json`
 (TF Serving ignores assets.extra except for its warm-up file) and returned by
@@ -39,7 +41,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import tensorflow as tf
 import tensorflow_transform as tft
@@ -50,10 +52,10 @@ from preprocessing.features import (INPUT_IDS, INPUT_MASK, INPUT_TYPE_IDS, LABEL
 from preprocessing.preprocessing import dense_strings, length_buckets
 from preprocessing.tokenization import BertTokenizerGraph
 from serving.contract import (CLASSES, EVAL_FEATURES_SIGNATURE, EXAMPLES_SIGNATURE,
-                              PREDICTED_LABEL, PROBABILITIES, SERVING_SIGNATURE, TEXT_INPUT)
+                              FLOAT32_REFERENCE_FUNCTION, PREDICTED_LABEL, PROBABILITIES,
+                              SERVING_OPTIONS_FILE, SERVING_SIGNATURE, TEXT_INPUT)
 
 PRECISIONS = ("float32", "bfloat16")
-SERVING_OPTIONS_FILE = os.path.join("assets.extra", "serving_options.json")
 # Ops that fill a lookup table: in a signature's function they run on every call.
 TABLE_INIT_OPS = frozenset({"InitializeTable", "InitializeTableV2", "InitializeTableFromTextFile",
                             "InitializeTableFromTextFileV2", "InitializeTableFromDataset",
@@ -95,6 +97,16 @@ def _group_rows(count: tf.Tensor, group_size: int) -> tf.Tensor:
     return tf.gather(sizes, tf.searchsorted(sizes, tf.reshape(count, [1]), side="left"))[0]
 
 
+def _encoder_function(encoder, xla: bool):
+    """(ids, mask, type_ids) int32 [rows, width] -> float32 probabilities of `encoder`."""
+    names = (INPUT_IDS, INPUT_MASK, INPUT_TYPE_IDS)
+    return tf.function(
+        lambda ids, mask, type_ids: tf.nn.softmax(tf.cast(
+            encoder(dict(zip(names, (ids, mask, type_ids))), training=False), tf.float32),
+            axis=-1),
+        jit_compile=xla, autograph=False)
+
+
 class ServingModule(tf.Module):
     def __init__(self, classifier, tft_output: tft.TFTransformOutput, text_feature: str,
                  label_feature: str, tokenizer: BertTokenizerGraph,
@@ -124,12 +136,12 @@ class ServingModule(tf.Module):
         if encoder_model is not None:
             self.serving_classifier = encoder_model
         encoder = encoder_model if encoder_model is not None else self.classifier
-        names = (INPUT_IDS, INPUT_MASK, INPUT_TYPE_IDS)
-        self._encode = tf.function(
-            lambda ids, mask, type_ids: tf.nn.softmax(tf.cast(
-                encoder(dict(zip(names, (ids, mask, type_ids))), training=False), tf.float32),
-                axis=-1),
-            jit_compile=options.xla, autograph=False)
+        self._encode = _encoder_function(encoder, options.xla)
+        if encoder_model is not None:
+            reference = _encoder_function(self.classifier, xla=False)
+            setattr(self, FLOAT32_REFERENCE_FUNCTION, tf.function(
+                lambda examples: self._example_probabilities(examples, reference),
+                input_signature=[tf.TensorSpec([None], tf.string, name="examples")]))
 
     def _raw_text(self, text: tf.Tensor):
         """Shapes a [batch] string tensor the way the raw schema declares the text feature."""
@@ -138,7 +150,11 @@ class ServingModule(tf.Module):
             return tf.reshape(text, [-1, *spec.shape])
         return tf.sparse.from_dense(tf.reshape(text, [-1, 1]))
 
-    def _probabilities(self, texts: tf.Tensor) -> tf.Tensor:
+    def _example_probabilities(self, examples: tf.Tensor, encode) -> tf.Tensor:
+        features = tf.io.parse_example(examples, self._example_spec)
+        return self._probabilities(dense_strings(features[self._text_feature]), encode)
+
+    def _probabilities(self, texts: tf.Tensor, encode) -> tf.Tensor:
         """[batch] strings -> float32 [batch, classes], encoding length-sorted groups."""
         tokens = self.tokenizer(texts)
         ids, type_ids = tokens["input_ids"], tokens["input_type_ids"]
@@ -165,7 +181,7 @@ class ServingModule(tf.Module):
             group_lengths = tf.pad(tf.gather(lengths, rows), [[0, padded_rows - taken]],
                                    constant_values=1)
             mask = tf.sequence_mask(group_lengths, width, dtype=tf.int32)
-            probabilities = self._encode(group_ids, mask, group_types)[:taken]
+            probabilities = encode(group_ids, mask, group_types)[:taken]
             return (group + 1, tf.concat([outputs, probabilities], 0),
                     tf.concat([positions, rows], 0))
 
@@ -177,7 +193,7 @@ class ServingModule(tf.Module):
         return tf.scatter_nd(positions[:, tf.newaxis], outputs, tf.stack([count, classes]))
 
     def _predict(self, texts: tf.Tensor) -> Dict[str, tf.Tensor]:
-        probabilities = self._probabilities(texts)
+        probabilities = self._probabilities(texts, self._encode)
         batch = tf.shape(probabilities)[0]
         return {
             PROBABILITIES: probabilities,
