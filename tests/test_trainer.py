@@ -2,7 +2,7 @@
 CPU devices, and the exported serving SavedModel's contract in a fresh process.
 
 run_fn gets a real TFX FnArgs over the data half's real output (see trainer_harness.py) and runs
-in a subprocess. Multi-worker training: test_trainer_multiworker.py; resuming after a kill:
+in a subprocess. Multi-worker training: test_cloud_resources.py; resuming after a kill:
 test_trainer_resume.py.
 """
 import json
@@ -263,3 +263,24 @@ def test_export_refuses_a_tokenizer_that_differs_from_the_transform_graphs(train
     export.check_tokenization(BertTokenizerGraph(settings, 32), tft_output, "text")
     with pytest.raises(export.TokenizationSkewError, match="max_seq_length"):
         export.check_tokenization(BertTokenizerGraph(settings, 16), tft_output, "text")
+
+
+def test_mean_pooling_averages_the_texts_tokens_only_and_survives_the_serving_copy(
+        trainer_inputs):
+    from trainer import model
+    pooled = model.MeanPooling()(tf.constant([[[1.0, 2.0], [3.0, 4.0], [100.0, 100.0]]]),
+                                 tf.constant([[1, 1, 0]]))
+    np.testing.assert_allclose(pooled.numpy(), [[2.0, 3.0]])  # the padded 100s are left out
+    classifier = model.build_classifier(trainer_inputs.checkpoint, 2, dropout=0.0,
+                                        pooling="mean")
+    ids = tf.constant([[2, 5, 6, 3]], tf.int32)
+    padded = tf.constant([[2, 5, 6, 3, 0, 0, 0, 0]], tf.int32)
+
+    def logits(network, ids):
+        return network({"input_ids": ids, "input_mask": tf.cast(ids > 0, tf.int32),
+                        "input_type_ids": tf.zeros_like(ids)}, training=False).numpy()
+
+    np.testing.assert_allclose(logits(classifier, ids), logits(classifier, padded), atol=1e-5)
+    copy = model.serving_copy(classifier, trainer_inputs.checkpoint, "float32")
+    assert model.pooling_of(copy) == "mean"
+    np.testing.assert_allclose(logits(copy, padded), logits(classifier, padded), atol=1e-6)

@@ -13,6 +13,7 @@ from typing import Any, Dict, Optional, Tuple
 STRATEGIES = ("auto", "default", "mirrored", "multi_worker_mirrored", "tpu")
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 SERVING_PRECISIONS = ("float32", "bfloat16")
+POOLINGS = ("cls", "mean")  # what the classification head reads (trainer/model.py)
 
 
 class ConfigError(ValueError):
@@ -48,6 +49,9 @@ class TrainingConfig:
     warmup_fraction: float = 0.1  # of all training steps; then linear decay to 0
     weight_decay: float = 0.01
     dropout: float = 0.1
+    # The head reads the [CLS] token's hidden state, or the mean over the text's tokens (what
+    # sentence-embedding checkpoints such as all-MiniLM-L6-v2 were trained to represent).
+    pooling: str = "cls"  # one of POOLINGS
     seed: int = 42
     distribution: str = "auto"  # one of STRATEGIES; auto: from the hardware
     mixed_precision: str = "auto"  # one of PRECISIONS; auto: mixed_float16 on GPU, else off
@@ -88,6 +92,7 @@ class TrainingConfig:
         check_choice(self.distribution, "distribution", STRATEGIES)
         check_choice(self.mixed_precision, "mixed_precision", PRECISIONS)
         check_choice(self.serving_precision, "serving_precision", SERVING_PRECISIONS)
+        check_choice(self.pooling, "pooling", POOLINGS)
 
     def to_dict(self) -> Dict[str, Any]:
         return dataclasses.asdict(self)

@@ -71,7 +71,8 @@ def datasets(data: TransformedData, training: TrainingConfig,
 
 
 def new_classifier(checkpoint: str, num_labels: int, training: TrainingConfig) -> keras.Model:
-    return model.build_classifier(checkpoint, num_labels, training.dropout)
+    return model.build_classifier(checkpoint, num_labels, training.dropout,
+                                  pooling=training.pooling)
 
 
 def compile_for(classifier: keras.Model, training: TrainingConfig, train_steps: int) -> None:

@@ -1,8 +1,9 @@
-"""The Keras classifier: a pretrained BERT encoder with a classification head on [CLS].
+"""The Keras classifier: a pretrained BERT encoder with a classification head.
 
 The encoder is transformers' TFBertModel (tf-keras), loaded from the pipeline's checkpoint
-artifact; the head is dropout + a dense layer on the [CLS] token's final hidden state (not the
-pooler, which sentence-embedding checkpoints such as all-MiniLM-L6-v2 do not train). AdamW with
+artifact; the head is dropout + a dense layer on the [CLS] token's final hidden state, or on
+the mean of the text's token states (`pooling="mean"`, padding excluded). Not on BERT's pooler,
+which sentence-embedding checkpoints such as all-MiniLM-L6-v2 do not train. AdamW with
 linear warm-up and linear decay comes from transformers' `create_optimizer`. A classifier can
 start from the weights of an exported model instead (`warm_start`): retraining on new data
 continues from the last blessed model.
@@ -28,20 +29,41 @@ def load_encoder(checkpoint_dir: str):
     return TFBertModel.from_pretrained(checkpoint_dir, name="bert", add_pooling_layer=False)
 
 
+class MeanPooling(keras.layers.Layer):
+    """[batch, length, hidden] states and their [batch, length] mask -> the mean over the
+    unmasked positions, so padding never changes a text's representation."""
+
+    def call(self, hidden, mask):
+        weights = tf.cast(mask, hidden.dtype)[:, :, tf.newaxis]
+        total = tf.reduce_sum(hidden * weights, axis=1)
+        return total / tf.maximum(tf.reduce_sum(weights, axis=1), tf.cast(1.0, hidden.dtype))
+
+
 def build_classifier(checkpoint_dir: str, num_labels: int, dropout: float = 0.1,
-                     encoder=None) -> keras.Model:
+                     encoder=None, pooling: str = "cls") -> keras.Model:
     """Inputs: int32 [batch, length] ids, mask and type ids. Output: float32 logits."""
     encoder = encoder or load_encoder(checkpoint_dir)
     inputs = {name: keras.Input(shape=(None,), dtype=tf.int32, name=name)
               for name in INPUT_NAMES}
     hidden = encoder(input_ids=inputs[INPUT_IDS], attention_mask=inputs[INPUT_MASK],
                      token_type_ids=inputs[INPUT_TYPE_IDS]).last_hidden_state
-    cls = keras.layers.Dropout(dropout, name="cls_dropout")(hidden[:, 0, :])
+    if pooling == "mean":
+        pooled = MeanPooling(name="mean_pooling")(hidden, inputs[INPUT_MASK])
+    elif pooling == "cls":
+        pooled = hidden[:, 0, :]
+    else:
+        raise ValueError(f"pooling must be 'cls' or 'mean', not {pooling!r}")
+    cls = keras.layers.Dropout(dropout, name="cls_dropout")(pooled)
     # Logits in float32 even under a mixed-precision policy: softmax/loss need the range.
     logits = keras.layers.Dense(num_labels, name="classifier", dtype="float32",
                                 kernel_initializer=keras.initializers.TruncatedNormal(
                                     stddev=encoder.config.initializer_range))(cls)
     return keras.Model(inputs=inputs, outputs=logits, name="bert_classifier")
+
+
+def pooling_of(classifier: keras.Model) -> str:
+    """The pooling `classifier` was built with."""
+    return "mean" if any(isinstance(layer, MeanPooling) for layer in classifier.layers) else "cls"
 
 
 def serving_copy(classifier: keras.Model, checkpoint_dir: str, precision: str = "float32"
@@ -54,7 +76,8 @@ def serving_copy(classifier: keras.Model, checkpoint_dir: str, precision: str = 
     keras.mixed_precision.set_global_policy(policy)
     try:
         num_labels = classifier.get_layer("classifier").units
-        copy = build_classifier(checkpoint_dir, num_labels, dropout=0.0)
+        copy = build_classifier(checkpoint_dir, num_labels, dropout=0.0,
+                                pooling=pooling_of(classifier))
     finally:
         keras.mixed_precision.set_global_policy(previous)
     for target, source in zip(copy.weights, classifier.weights):
