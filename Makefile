@@ -133,8 +133,10 @@ bench: install bench-torch-venv bench-onnx-venv
 	$(BIN)/python bench/data_half_scaling.py
 	$(BIN)/python bench/training_throughput.py
 	$(BIN)/python bench/accuracy.py --output-dir $(BENCH_OUT)/accuracy
-	$(BIN)/python bench/serving_latency.py \
-		--model $(BENCH_OUT)/accuracy/defaults/serving/text_classifier \
+	$(BIN)/python bench/export_variants.py \
+		--run-dir $(BENCH_OUT)/accuracy/defaults/runs/bertpipe --output $(BENCH_OUT)/variants
+	$(BIN)/python bench/serving_latency.py --model $(BENCH_OUT)/variants/float32 \
+		--model $(BENCH_OUT)/variants/float32-xla --model $(BENCH_OUT)/variants/bfloat16-xla \
 		--intra-op-threads 1 --inter-op-threads 2
 	$(BIN)/python bench/serving_load.py \
 		--model-root $(BENCH_OUT)/accuracy/defaults/serving/text_classifier
