@@ -213,6 +213,10 @@ def main() -> None:
     print("\n" + table + "\n", flush=True)
     if args.no_write:
         return
+    when = (f"the machine's 1-min load average at the end was {os.getloadavg()[0]:.1f}"
+            if not args.summarize_only else
+            "the runs were tabulated afterwards (--summarize-only), so a whole-run time is the "
+            "sum of the run's component times")
     commands = "; ".join(f"`{name}`: `bertpipe run "
                          f"{' '.join(map(shlex.quote, data_flags(shown) + flags))}`"
                          for name, flags in variants)
@@ -223,8 +227,7 @@ def main() -> None:
         "best epoch), the Evaluator on dev.tsv, then the pushed SavedModel's accuracy on "
         "test.tsv, the official GLUE SST-2 dev set that papers report, as `bertpipe evaluate "
         f"--data test.tsv` computes it. Variants: {commands}. Whole-run times include the data "
-        f"half and the Evaluator; the machine's 1-min load average at the end was "
-        f"{os.getloadavg()[0]:.1f}.\n\n{table}"))
+        f"half and the Evaluator; {when}.\n\n{table}"))
 
 
 if __name__ == "__main__":

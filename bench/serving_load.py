@@ -241,8 +241,8 @@ def main() -> None:
     setup = " ".join([
         "`bertpipe serve` (serving/local_server.py: tornado REST, grpcio gRPC, request",
         f"batching) on 127.0.0.1 in its own process, serving {model_root.name} version",
-        f"{version} from `{shown_root}` (`make demo`'s fine-tuned all-MiniLM-L6-v2,",
-        "max_seq_length 128) with the batching parameters of the TF Serving deployment",
+        f"{version} from `{shown_root}` (a fine-tuned all-MiniLM-L6-v2: `make demo`'s by",
+        "default) with the batching parameters of the TF Serving deployment",
         "(serving/deploy/batching_parameters.txt: max_batch_size",
         f"{batching.max_batch_size}, batch_timeout_micros {batching.batch_timeout_micros},",
         f"num_batch_threads {batching.num_batch_threads}). Requests carry real SST-2 dev",
