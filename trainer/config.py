@@ -72,9 +72,9 @@ class TrainingConfig:
     # model instead of training it further (PipelineConfig.resolved() decides).
     warm_start: Optional[bool] = None
     # The exported model's encoder (trainer/export.py): compiled by XLA, and its arithmetic:
-    # bfloat16 runs about twice as fast on CPUs with AVX512-BF16/AMX (with --serving-xla); its
-    # labels agreed with float32's on 99.5%+ of SST-2 GLUE dev. Off by default because a stock
-    # TF Serving refuses an XLA-compiled model unless started with
+    # bfloat16 batches run 1.3-1.5x as fast on CPUs with AVX512-BF16/AMX (with --serving-xla),
+    # and the ServingCheck pushes them only if they answer like float32. XLA is off by default:
+    # a stock TF Serving refuses an XLA-compiled model unless started with
     # --xla_cpu_compilation_enabled=true (serving/deploy/docker-compose.yml sets it).
     serving_xla: bool = False
     serving_precision: str = "float32"  # one of SERVING_PRECISIONS
