@@ -138,7 +138,8 @@ def compare_precision(saved_model_dir: str, example_files: List[str], max_exampl
     model = tf.saved_model.load(saved_model_dir)
     if not hasattr(model, FLOAT32_REFERENCE_FUNCTION):
         return {"error": f"the model has no {FLOAT32_REFERENCE_FUNCTION!r} function to compare "
-                         "its precision with float32 (exported by an older version of this project?)"}
+                         "its precision with float32 (exported by an older version of this "
+                         "project?)"}
     served_fn = model.signatures[EXAMPLES_SIGNATURE]
     [input_name] = served_fn.structured_input_signature[1]
     reference_fn = getattr(model, FLOAT32_REFERENCE_FUNCTION)
