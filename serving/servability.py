@@ -16,8 +16,9 @@ ServingCheckError naming every problem.
 `check_precision_agreement(saved_model_dir, example_files)` is the check of a model exported in
 a cheaper precision than float32 (bfloat16): on real examples, its labels must agree with its
 float32 weights' on at least MIN_LABEL_AGREEMENT of them and no probability may differ by more
-than MAX_PROBABILITY_DIFFERENCE (serving/contract.py). A float32 model passes without a probe. No TFX: components/serving_check.py wraps it as a
-pipeline component.
+than MAX_PROBABILITY_DIFFERENCE (serving/contract.py). A float32 model passes without a probe.
+
+No TFX: components/serving_check.py wraps both checks as a pipeline component.
 """
 from __future__ import annotations
 
