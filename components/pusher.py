@@ -37,6 +37,7 @@ fails, for example because the other push deleted its temporary directory as sta
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import secrets
@@ -50,9 +51,10 @@ from tensorflow_serving.config import model_server_config_pb2
 from tfx import types
 from tfx.components import Pusher
 from tfx.components.pusher import executor as pusher_executor
-from tfx.dsl.components.base import executor_spec
+from tfx.dsl.components.base import base_component, executor_spec
 from tfx.proto import pusher_pb2
-from tfx.types import artifact_utils, standard_component_specs
+from tfx.types import artifact_utils, standard_artifacts, standard_component_specs
+from tfx.types.component_spec import ChannelParameter
 from tfx.utils import io_utils, proto_utils
 
 from serving import contract
@@ -68,6 +70,15 @@ _SAVED_MODEL_FILES = ("saved_model.pb", "saved_model.pbtxt")
 FINGERPRINT_FILE_NAME = "fingerprint.pb"  # written by tf.saved_model.save since TF 2.12
 # On the PushedModel: 1 when the model was already the newest version, so none was added.
 ALREADY_SERVED_PROPERTY = "already_served"
+# On the PushedModel of a push refused because what is served changed after the evaluation.
+NOT_PUSHED_REASON_PROPERTY = "not_pushed_reason"
+# The input a ServedBaseline feeds (components/served_baseline.py), and the properties of its
+# artifact the push re-checks: the version the Evaluator compared with (0: nothing served)
+# and its version_fingerprint.
+SERVED_BASELINE_KEY = "served_baseline"
+SERVED_VERSION_PROPERTY, SERVED_FINGERPRINT_PROPERTY = "served_version", "served_fingerprint"
+NOTHING_SERVED = 0
+_FINGERPRINTED_FILES = (FINGERPRINT_FILE_NAME, "saved_model.pb", "variables/variables.index")
 
 
 def is_object_store(path: str) -> bool:
@@ -159,21 +170,70 @@ def _check_saved_model(model_path: str) -> None:
                          "TF Serving could not load it")
 
 
+def newest_complete_version(model_dir: str) -> Optional[Tuple[int, str]]:
+    """(version, its directory) of the newest version with a saved_model.pb, the one TF
+    Serving serves; None when there is none."""
+    complete = [version for version in version_numbers(model_dir)
+                if tf.io.gfile.exists(os.path.join(model_dir, str(version), "saved_model.pb"))]
+    if not complete:
+        return None
+    return complete[-1], os.path.join(model_dir, str(complete[-1]))
+
+
+def version_fingerprint(version_dir: str) -> str:
+    """A hash naming a version's contents: of TensorFlow's fingerprint.pb (graph, signatures,
+    variables), or for a SavedModel written without one, of saved_model.pb and the variables'
+    index."""
+    digest = hashlib.sha256()
+    for name in _FINGERPRINTED_FILES:
+        path = os.path.join(version_dir, name)
+        if tf.io.gfile.exists(path):
+            with tf.io.gfile.GFile(path, "rb") as handle:
+                digest.update(name.encode() + b"\0" + handle.read())
+            if name == FINGERPRINT_FILE_NAME:
+                break
+    return digest.hexdigest()
+
+
+def served_version(model_dir: str) -> Tuple[int, str, str]:
+    """(version, its directory, version_fingerprint) of what TF Serving serves from
+    `model_dir`; (NOTHING_SERVED, "", "") when nothing is."""
+    newest = newest_complete_version(model_dir)
+    if newest is None:
+        return NOTHING_SERVED, "", ""
+    return newest[0], newest[1], version_fingerprint(newest[1])
+
+
 def newest_version_serving(model_path: str, model_dir: str) -> Optional[Tuple[int, str]]:
     """(version, its directory) when the newest complete version is the SavedModel at
     `model_path`: the same fingerprint.pb, TensorFlow's hash of the graph, the signatures and the
     variables. None when it is another model, or there is no version yet."""
     fingerprint = os.path.join(model_path, FINGERPRINT_FILE_NAME)
-    complete = [version for version in version_numbers(model_dir)
-                if tf.io.gfile.exists(os.path.join(model_dir, str(version), "saved_model.pb"))]
-    if not complete or not tf.io.gfile.exists(fingerprint):
+    newest = newest_complete_version(model_dir)
+    if newest is None or not tf.io.gfile.exists(fingerprint):
         return None
-    version_dir = os.path.join(model_dir, str(complete[-1]))
-    served = os.path.join(version_dir, FINGERPRINT_FILE_NAME)
+    served = os.path.join(newest[1], FINGERPRINT_FILE_NAME)
     if not tf.io.gfile.exists(served):
         return None
     with tf.io.gfile.GFile(fingerprint, "rb") as new, tf.io.gfile.GFile(served, "rb") as old:
-        return (complete[-1], version_dir) if new.read() == old.read() else None
+        return newest if new.read() == old.read() else None
+
+
+def served_changed_since_evaluation(baseline: types.Artifact, model_dir: str) -> Optional[str]:
+    """Why a push must not happen because what is served is no longer what the Evaluator
+    compared the model with (a ServedBaseline artifact); None if it still is."""
+    compared = baseline.get_int_custom_property(SERVED_VERSION_PROPERTY)
+    compared_fingerprint = baseline.get_string_custom_property(SERVED_FINGERPRINT_PROPERTY)
+    version, version_dir, fingerprint = served_version(model_dir)
+    if (version, fingerprint) == (compared, compared_fingerprint):
+        return None
+    was = f"version {compared}" if compared else "nothing (no version was served)"
+    now = (f"version {version} ({version_dir})" if version != compared
+           else f"version {version} with other contents ({version_dir})")
+    return (f"not pushed: the Evaluator compared the model with {was}, but {model_dir} now "
+            f"serves {now}: another pipeline or a person pushed meanwhile (two pipelines "
+            "racing for one model name?). Run again to evaluate the model against what is "
+            "served now.")
 
 
 def push_model(model_path: str, serving_root: str, model_name: str) -> Tuple[int, str]:
@@ -207,9 +267,8 @@ def push_model_to_object_store(model_path: str, serving_root: str, model_name: s
     """push_model for an object store: saved_model.pb is written last, no rename."""
     _check_saved_model(model_path)
     model_dir = os.path.join(serving_root, model_name)
-    complete = [version for version in version_numbers(model_dir)
-                if tf.io.gfile.exists(os.path.join(model_dir, str(version), "saved_model.pb"))]
-    version = max(complete, default=0) + 1
+    newest = newest_complete_version(model_dir)
+    version = (newest[0] if newest else 0) + 1
     version_dir = os.path.join(model_dir, str(version))
     if tf.io.gfile.exists(version_dir):  # left by a push that crashed: never loaded
         logging.warning("Rewriting %s, left incomplete by a push that did not finish",
@@ -303,6 +362,16 @@ class Executor(pusher_executor.Executor):
         model_path = self.GetModelPath(input_dict)
         serving_root, model_name = serving_location(
             exec_properties[standard_component_specs.PUSH_DESTINATION_KEY])
+        if input_dict.get(SERVED_BASELINE_KEY):
+            # Just before writing: is what is served still what the Evaluator compared with?
+            changed = served_changed_since_evaluation(
+                artifact_utils.get_single_instance(input_dict[SERVED_BASELINE_KEY]),
+                os.path.join(serving_root, model_name))
+            if changed:
+                logging.error("%s", changed)
+                pushed_model.set_string_custom_property(NOT_PUSHED_REASON_PROPERTY, changed)
+                self._MarkNotPushed(pushed_model)
+                return
         config_path = os.path.join(serving_root, SERVING_CONFIG_FILE_NAME)
         # Read the config before pushing. If the file is broken, the run stops before TF
         # Serving sees a version that the config does not list.
@@ -325,23 +394,39 @@ class Executor(pusher_executor.Executor):
                          pushed_version=str(version))
 
 
+class ServingPusherSpec(Pusher.SPEC_CLASS):
+    """TFX's PusherSpec, and the ServedBaseline the Evaluator compared the model with."""
+
+    INPUTS = {**Pusher.SPEC_CLASS.INPUTS,
+              SERVED_BASELINE_KEY: ChannelParameter(type=standard_artifacts.Model,
+                                                    optional=True)}
+
+
 class ServingPusher(Pusher):
     """Pushes a blessed model to `<serving_root>/<model_name>/<version>/` for TF Serving.
 
     Output `pushed_model` (PushedModel) has the custom properties `pushed` (1/0),
     `pushed_destination` (the version directory) and `pushed_version`, as with TFX's Pusher;
     `already_served` is 1 when the model was the newest version already (same fingerprint),
-    so no new version was written.
+    so no new version was written. With `served_baseline` (a ServedBaseline's output) it pushes
+    only if the newest served version is still the one the Evaluator compared the model with;
+    otherwise `not_pushed_reason` says what changed.
     """
 
+    SPEC_CLASS = ServingPusherSpec
     EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)
 
     def __init__(self, *, serving_root: str, model_name: str,
                  model: Optional[types.BaseChannel] = None,
                  model_blessing: Optional[types.BaseChannel] = None,
-                 infra_blessing: Optional[types.BaseChannel] = None):
+                 infra_blessing: Optional[types.BaseChannel] = None,
+                 served_baseline: Optional[types.BaseChannel] = None):
         # The location goes into the standard push_destination exec property, so ML Metadata
-        # records where each push went, just as it does for TFX's Pusher.
-        super().__init__(model=model, model_blessing=model_blessing,
-                         infra_blessing=infra_blessing,
-                         push_destination=serving_push_destination(serving_root, model_name))
+        # records where each push went, just as it does for TFX's Pusher. TFX's Pusher checks
+        # and serializes the arguments; its spec gets the extra input.
+        standard = Pusher(model=model, model_blessing=model_blessing,
+                          infra_blessing=infra_blessing,
+                          push_destination=serving_push_destination(serving_root, model_name))
+        base_component.BaseComponent.__init__(self, spec=ServingPusherSpec(
+            **standard.spec.exec_properties, **standard.spec.inputs, **standard.spec.outputs,
+            **({SERVED_BASELINE_KEY: served_baseline} if served_baseline is not None else {})))

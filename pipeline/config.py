@@ -126,8 +126,8 @@ class ModelConfig:
 
 @dataclasses.dataclass(frozen=True)
 class EvaluationConfig:
-    """Blessing: accuracy >= min_accuracy and, against the latest blessed model, not dropped by
-    more than max_accuracy_drop."""
+    """Blessing: accuracy >= min_accuracy and, against the model being served (the newest
+    version under <serving_root>/<model_name>), not dropped by more than max_accuracy_drop."""
 
     min_accuracy: float = 0.5
     max_accuracy_drop: float = 0.0
@@ -142,6 +142,9 @@ class ServingConfig:
 
     serving_root: str = ""
     model_name: str = "text_classifier"
+    # A served version the Evaluator cannot compare with (other classes or signatures) stops
+    # the run; True: replace it, blessing the new model on the thresholds alone.
+    allow_replace_served: bool = False
 
 
 @dataclasses.dataclass(frozen=True)

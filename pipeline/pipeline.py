@@ -3,7 +3,8 @@
   PretrainedCheckpoint (Importer) ------------------------------+----------+
   ExampleGen -> StatisticsGen -> SchemaGen | ImportSchemaGen    |          |
              -> ExampleValidator -> ValidationGate -> Transform <+-> Trainer <+
-  LatestBlessedModel (Resolver) -> Trainer (warm start), Evaluator (baseline)
+  LatestBlessedModel (Resolver) -> Trainer (warm start, when on)
+  Trainer -> ServedBaseline (the version being served) -> Evaluator (baseline), ServingPusher
   Trainer -> Evaluator, ServingCheck
   Evaluator (blessing) + ServingCheck (infra blessing) -> ServingPusher
 
@@ -20,7 +21,8 @@ import dataclasses
 from tfx import v1 as tfx
 
 from components.checkpoint_inputs import Trainer, Transform, VertexTrainer, checkpoint_importer
-from components.pusher import ServingPusher
+from components.pusher import ServingPusher, serving_push_destination
+from components.served_baseline import Evaluator, ServedBaseline
 from components.serving_check import ServingCheck
 from components.text_example_gen import TextExampleGen
 from components.tuner import Tuner
@@ -73,13 +75,13 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
     if not runtime.train:
         return _pipeline(config, components)
 
-    # The latest blessed model: the Evaluator's baseline, and the Trainer's warm start when
-    # that is on (by default when retraining on {SPAN} data).
-    baseline_model = tfx.dsl.Resolver(
+    # The latest blessed model of this pipeline: the Trainer's warm start when that is on (by
+    # default when retraining on {SPAN} data).
+    latest_blessed = tfx.dsl.Resolver(
         strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
         model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
         model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
-    ).with_id("latest_blessed_model_resolver")
+    ).with_id("latest_blessed_model_resolver") if config.training.warm_start else None
     tuner = _tuner(config, transform, schema_gen) if config.tuning.tune else None
     # On Vertex AI Training (--trainer-backend vertex-training) or in its pipeline node.
     trainer_class = VertexTrainer if config.resources.vertex_training else Trainer
@@ -89,13 +91,19 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=schema_gen.outputs["schema"],
-        base_model=baseline_model.outputs["model"] if config.training.warm_start else None,
+        base_model=latest_blessed.outputs["model"] if latest_blessed else None,
         hyperparameters=tuner.outputs["best_hyperparameters"] if tuner else None,
         custom_config={**config.trainer_settings().to_custom_config(),
                        **cloud_resources.vertex_training_config(config)})
-    evaluator = tfx.components.Evaluator(
+    # The candidate must match what is served now, whichever pipeline or person pushed it.
+    served_baseline = ServedBaseline(
+        model=trainer.outputs["model"],
+        model_dir=serving_push_destination(config.serving_model_root,
+                                           config.serving.model_name).filesystem.base_directory,
+        allow_replace_served=config.serving.allow_replace_served)
+    evaluator = Evaluator(
         examples=example_gen.outputs["examples"], model=trainer.outputs["model"],
-        baseline_model=baseline_model.outputs["model"],
+        baseline_model=served_baseline.outputs["baseline"],
         eval_config=make_eval_config(config.evaluation, data.label_values))
     # GPUs and limits of the cloud tasks (Kubeflow Pipelines v2 / Vertex AI Pipelines).
     for node, resources in ((trainer, cloud_resources.trainer_node_resources(config)),
@@ -109,10 +117,11 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
     pusher = ServingPusher(
         model=trainer.outputs["model"], model_blessing=evaluator.outputs["blessing"],
         infra_blessing=serving_check.outputs["blessing"],
+        served_baseline=served_baseline.outputs["baseline"],
         serving_root=config.serving_model_root, model_name=config.serving.model_name)
 
-    return _pipeline(config, components + ([tuner] if tuner else []) + [
-        baseline_model, trainer, evaluator, serving_check, pusher])
+    return _pipeline(config, components + [node for node in (tuner, latest_blessed) if node] + [
+        trainer, served_baseline, evaluator, serving_check, pusher])
 
 
 def _tuner(config: PipelineConfig, transform, schema_gen):

@@ -33,6 +33,7 @@ from tfx.types import artifact_utils
 from components.checkpoint_inputs import PretrainedCheckpoint
 from components.validation_gate import describe_anomalies
 from pipeline import report_charts, run_artifacts
+from pipeline.run_summary import compared_with, push_outcome
 from pipeline.runs import PipelineRun, read_run
 from preprocessing.features import MAX_SEQ_LENGTH_KEY, TEXT_FEATURE_KEY
 from trainer.config import VALIDATION_METRIC
@@ -279,6 +280,7 @@ def _evaluation_section(run: PipelineRun) -> Dict[str, Any]:
     failures = [f"{_slice_name(slice_key)}: {_describe_failure(failure)}"
                 for slice_key, per_slice in failed_slices for failure in per_slice.failures]
     return {"uri": evaluation.uri, "has_baseline": has_baseline,
+            "compared_with": compared_with(run),
             "headline": next((row for row in overall_rows if row["name"].endswith("accuracy")),
                              None),
             "baseline_uri": model_locations.get(tfma.constants.BASELINE_KEY),
@@ -346,14 +348,7 @@ def _serving_section(run: PipelineRun, evaluation: Dict[str, Any]) -> Dict[str, 
             "version": pushed_model.get_custom_property("pushed_version"),
             "destination": pushed_model.get_custom_property("pushed_destination")}
         return section
-    reasons = []
-    if model_blessing is False:
-        reasons.append("the Evaluator did not bless the model"
-                       + (": " + "; ".join(evaluation.get("failures", []))
-                          if evaluation.get("failures") else ""))
-    if infra_blessed is False:
-        reasons.append("ServingCheck did not bless the model")
-    section["push_note"] = "; ".join(reasons) or "no blessing"
+    section["push_note"] = push_outcome(run)
     return section
 
 

@@ -110,11 +110,15 @@ def metric_value(value: Dict[str, Any]) -> Optional[float]:
     return float(value["doubleValue"])  # TFMA writes NaN as the string "NaN"
 
 
-def overall_metrics(evaluation_uri: str) -> Dict[str, float]:
+def overall_metrics(evaluation_uri: str, baseline: bool = False) -> Dict[str, float]:
     """Overall-slice metrics of a TFMA evaluation's candidate model (per-class ones as
-    `name/classId:k`; with a baseline, also the `..._diff` ones)."""
+    `name/classId:k`; with a baseline, also the `..._diff` ones), or of its baseline ({} if it
+    had none)."""
     metrics: Dict[str, float] = {}
-    for slice_key, by_output in eval_result(evaluation_uri).slicing_metrics:
+    result = eval_result(evaluation_uri, baseline=baseline)
+    if result is None:
+        return metrics
+    for slice_key, by_output in result.slicing_metrics:
         if slice_key != ():
             continue
         for sub_key, values in by_output[""].items():

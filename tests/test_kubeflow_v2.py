@@ -25,11 +25,12 @@ from pipeline.kubeflow_v2_runner import CloudConfigError
 IMAGE = "europe-docker.pkg.dev/example-project/bertpipe/bertpipe:test"
 CHECKPOINT = "gs://bucket/checkpoints/tiny"
 SCHEMA = "gs://bucket/schemas/sst2.pbtxt"
-# The components of create_pipeline with train=True, and their number.
+# The components of create_pipeline with train=True and warm start, and their number.
 EXPECTED_COMPONENTS = {
     "PretrainedCheckpointImporter", "TextExampleGen", "StatisticsGen", "ImportSchemaGen",
     "ExampleValidator", "ValidationGate", "Transform", "Trainer",
-    "latest_blessed_model_resolver", "Evaluator", "ServingCheck", "ServingPusher"}
+    "latest_blessed_model_resolver", "ServedBaseline", "Evaluator", "ServingCheck",
+    "ServingPusher"}
 DATA_HALF = 7  # train=False: up to Transform
 
 
@@ -49,8 +50,9 @@ def compiled(tmp_path_factory):
     """The training pipeline compiled to a file, and the TFX pipeline it was compiled from."""
     from pipeline import kubeflow_v2_runner
     output = tmp_path_factory.mktemp("compiled") / "pipeline.json"
-    job = kubeflow_v2_runner.compile_pipeline(cloud_config(), str(output))
-    tfx_pipeline = kubeflow_v2_runner.build_pipeline(cloud_config())
+    # Warm start on, as for {SPAN} data: the latest-blessed-model resolver is in the DAG too.
+    job = kubeflow_v2_runner.compile_pipeline(cloud_config(warm_start=True), str(output))
+    tfx_pipeline = kubeflow_v2_runner.build_pipeline(cloud_config(warm_start=True))
     text = output.read_text()
     return types.SimpleNamespace(path=output, text=text, file=json.loads(text), job=job,
                                  pipeline=tfx_pipeline)
@@ -84,7 +86,7 @@ def test_the_file_is_a_pipeline_job_with_a_valid_pipeline_spec(compiled):
 
 def test_every_component_is_a_task_of_the_root_dag(compiled):
     node_ids = [component.id for component in compiled.pipeline.components]
-    assert len(node_ids) == len(EXPECTED_COMPONENTS) == 12
+    assert len(node_ids) == len(EXPECTED_COMPONENTS) == 13
     assert set(node_ids) == EXPECTED_COMPONENTS
     tasks = root_tasks(compiled.file)
     by_node = {}
@@ -112,8 +114,9 @@ def test_every_dependency_edge_is_in_the_spec(compiled):
     # The edges that matter most, spelled out.
     assert {"ValidationGate", "TextExampleGen"} <= expected["Transform"]
     assert "Transform" in expected["Trainer"]
-    assert {"Evaluator", "ServingCheck"} <= expected["ServingPusher"]
-    assert "latest_blessed_model_resolver" in expected["Evaluator"]
+    assert {"Evaluator", "ServingCheck", "ServedBaseline"} <= expected["ServingPusher"]
+    assert {"ServedBaseline", "Trainer"} <= expected["Evaluator"]
+    assert "latest_blessed_model_resolver" in expected["Trainer"]
 
 
 def local_path_snippets(text, prefixes):

@@ -44,6 +44,8 @@ def test_threshold_changes_reuse_the_trainer_and_only_new_blessed_models_are_pus
     # Blessed again, but it is the model version 1 already serves: no second copy.
     config, third = run(min_accuracy=0.0, max_accuracy_drop=1.0)
     assert third.get("Trainer").state == "CACHED"
+    # What is served (version 1) did not change since the second run: nothing to read again.
+    assert third.get("ServedBaseline").state == "CACHED"
     assert "already serving model: " in run_summary.describe_run(third)
     assert versions(config) == [1]
 

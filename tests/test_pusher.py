@@ -57,7 +57,7 @@ def with_blessed(artifact, blessed):
 
 
 def push(tmp_path, serving_root, model_uri, blessed=True, infra_blessed=None,
-         model_name=MODEL_NAME):
+         model_name=MODEL_NAME, served_baseline=None):
     """Runs the executor as the launcher would; returns the PushedModel artifact."""
     model = standard_artifacts.Model()
     model.uri = model_uri
@@ -67,6 +67,8 @@ def push(tmp_path, serving_root, model_uri, blessed=True, infra_blessed=None,
     if infra_blessed is not None:
         input_dict[standard_component_specs.INFRA_BLESSING_KEY] = [
             with_blessed(standard_artifacts.InfraBlessing(), infra_blessed)]
+    if served_baseline is not None:
+        input_dict[pusher.SERVED_BASELINE_KEY] = [served_baseline]
     pushed_model = standard_artifacts.PushedModel()
     pushed_model.uri = str(tmp_path / f"pushed_model-{uuid.uuid4().hex}")
     # The exec properties come from the constructor (the push destination as JSON, as the
@@ -351,3 +353,56 @@ def test_object_store_push_writes_saved_model_pb_last_and_redoes_a_crashed_versi
         config = text_format.Parse(handle.read(), model_server_config_pb2.ModelServerConfig())
     [entry] = config.model_config_list.config
     assert entry.base_path == f"{serving_root}/{MODEL_NAME}"
+
+
+def served_baseline_artifact(model_dir):
+    """A ServedBaseline's output as it records what is served from `model_dir` now."""
+    baseline = standard_artifacts.Model()
+    version, _, fingerprint = pusher.served_version(str(model_dir))
+    baseline.set_int_custom_property(pusher.SERVED_VERSION_PROPERTY, version)
+    baseline.set_string_custom_property(pusher.SERVED_FINGERPRINT_PROPERTY, fingerprint)
+    return baseline
+
+
+def test_push_refused_when_another_version_appeared_after_the_evaluation(
+        tmp_path, model_uri, other_model_uri):
+    serving_root = tmp_path / "serving"
+    model_dir = serving_root / MODEL_NAME
+    compared = served_baseline_artifact(model_dir)  # nothing served when it was evaluated
+    assert compared.get_int_custom_property(pusher.SERVED_VERSION_PROPERTY) == 0
+    # Another pipeline pushes meanwhile (two pipelines racing for one model name).
+    push(tmp_path, serving_root, other_model_uri)
+    refused = push(tmp_path, serving_root, model_uri, served_baseline=compared)
+    assert refused.get_int_custom_property("pushed") == 0
+    reason = refused.get_string_custom_property(pusher.NOT_PUSHED_REASON_PROPERTY)
+    assert reason.startswith("not pushed: the Evaluator compared the model with nothing (no "
+                             f"version was served), but {model_dir} now serves version 1 (")
+    assert pusher.version_numbers(str(model_dir)) == [1]
+
+    # Compared with version 1, which is still what is served: pushed as version 2.
+    compared = served_baseline_artifact(model_dir)
+    pushed = push(tmp_path, serving_root, model_uri, served_baseline=compared)
+    assert pushed.get_int_custom_property("pushed") == 1
+    assert pusher.version_numbers(str(model_dir)) == [1, 2]
+
+    # Version 2 replaced in place by other contents (an object-store push rewriting it):
+    # the same number, another fingerprint, so not what the Evaluator compared with.
+    compared = served_baseline_artifact(model_dir)
+    shutil.rmtree(model_dir / "2")
+    shutil.copytree(os.path.join(other_model_uri, "Format-Serving"), model_dir / "2")
+    refused = push(tmp_path, serving_root, model_uri, served_baseline=compared)
+    assert refused.get_int_custom_property("pushed") == 0
+    assert "now serves version 2 with other contents" in refused.get_string_custom_property(
+        pusher.NOT_PUSHED_REASON_PROPERTY)
+
+
+def test_version_fingerprint_without_fingerprint_file_covers_graph_and_variables(
+        tmp_path, model_uri, other_model_uri):
+    first, second = tmp_path / "1", tmp_path / "2"
+    for directory, source in ((first, model_uri), (second, other_model_uri)):
+        shutil.copytree(os.path.join(source, "Format-Serving"), directory)
+        os.remove(directory / pusher.FINGERPRINT_FILE_NAME)  # as older TF versions wrote them
+    assert pusher.version_fingerprint(str(first)) != pusher.version_fingerprint(str(second))
+    shutil.copytree(first, tmp_path / "copy")
+    assert pusher.version_fingerprint(str(first)) == \
+        pusher.version_fingerprint(str(tmp_path / "copy"))

@@ -3,7 +3,8 @@
 Span 1 trains and pushes; the same call again, with no new data, does nothing (no execution, no
 push); the same call with another learning rate trains again (it would compute another model);
 span 2 arrives and the run reads the rolling window of spans 1 and 2, warm-starts the Trainer
-from the latest blessed model, evaluates against it, and pushes a new version.
+from the latest blessed model, evaluates against the served version (that model), and pushes a
+new version.
 """
 import csv
 import glob
@@ -59,6 +60,13 @@ def artifact_outputs(store, execution):
     return store.get_artifacts_by_id(ids)
 
 
+def trained_models(store):
+    """The Trainer's Model artifacts (the ServedBaseline's copies of served versions are Models
+    too)."""
+    return [model for model in store.get_artifacts_by_type("Model")
+            if "served_version" not in model.custom_properties]
+
+
 def count_examples(examples_uri):
     files = glob.glob(f"{examples_uri}/Split-*/*.gz")
     return sum(1 for _ in tf.data.TFRecordDataset(files, compression_type="GZIP"))
@@ -91,7 +99,7 @@ def test_two_spans_retrain_warm_started_and_a_rerun_without_new_data_does_nothin
     store = metadata_store.MetadataStore(
         metadata.sqlite_metadata_connection_config(config.resolved().metadata_path))
     first = executions_by_component(store)
-    assert len(store.get_artifacts_by_type("Model")) == 1
+    assert len(trained_models(store)) == 1
     [trainer_run] = first["Trainer"]
     assert artifact_inputs(store, trainer_run, "Model") == []  # nothing to warm-start from
 
@@ -113,7 +121,7 @@ def test_two_spans_retrain_warm_started_and_a_rerun_without_new_data_does_nothin
     relearned = executions_by_component(store)
     assert len(relearned["Trainer"]) == 2
     assert versions(config) == [1, 2]
-    latest_model = max(store.get_artifacts_by_type("Model"), key=lambda model: model.id)
+    latest_model = max(trained_models(store), key=lambda model: model.id)
 
     write_span(spans_dir, 2, train[160:], evaluation[50:], header)
     assert cli.main(argv) == 0
@@ -123,8 +131,10 @@ def test_two_spans_retrain_warm_started_and_a_rerun_without_new_data_does_nothin
     assert [model.id for model in artifact_inputs(store, trainer_run, "Model")] == \
         [latest_model.id]  # warm start from the latest blessed model
     evaluator_run = max(second["Evaluator"], key=lambda execution: execution.id)
-    assert latest_model.id in [model.id for model in artifact_inputs(store, evaluator_run,
-                                                                     "Model")]  # baseline
+    # The baseline: what is served, version 2, which the latest blessed model was pushed as.
+    assert [model.custom_properties["served_version"].int_value
+            for model in artifact_inputs(store, evaluator_run, "Model")
+            if "served_version" in model.custom_properties] == [2]
     example_gen_run = max(second["TextExampleGen"], key=lambda execution: execution.id)
     [newest_examples] = artifact_outputs(store, example_gen_run)
     assert newest_examples.custom_properties["span"].int_value == 2
