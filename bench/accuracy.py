@@ -80,7 +80,7 @@ def summarize(name: str, flags: List[str], config, data: pathlib.Path,
         training = json.load(handle)
     tuner = run.artifact("Tuner", "tuner_results")
     result = {
-        "name": name, "flags": flags, "test_accuracy": accuracy(model_dir, texts, labels),
+        "name": name, "flags": flags, "test_accuracy": accuracy(model_dir, texts, labels)[0],
         "dev_accuracy": dev_accuracy, "blessed": pushed.is_dir(), "times": times,
         "total": total if total is not None else sum(times.values()),
         "train_rows": training["train_examples"] + training["validation_examples"],

@@ -29,8 +29,9 @@ from tfx.types import artifact_utils, standard_component_specs
 from tfx.types.component_spec import ChannelParameter
 from tfx.utils import io_utils, json_utils
 
-from preprocessing.checkpoint import check_checkpoint_dir
-from preprocessing.features import CHECKPOINT_KEY, LABEL_FEATURE_KEY, LABEL_VALUES_KEY
+from preprocessing.checkpoint import check_checkpoint_dir, check_checkpoint_settings
+from preprocessing.features import (CHECKPOINT_KEY, LABEL_FEATURE_KEY, LABEL_VALUES_KEY,
+                                    MAX_SEQ_LENGTH_KEY)
 from preprocessing.preprocessing import label_values_from_schema
 
 
@@ -69,7 +70,12 @@ class TransformExecutor(_TransformExecutor):
     def Do(self, input_dict, output_dict, exec_properties):
         schema = artifact_utils.get_single_instance(
             input_dict[standard_component_specs.SCHEMA_KEY])
-        label_feature = _custom_config(exec_properties)[LABEL_FEATURE_KEY]
+        settings = _custom_config(exec_properties)
+        label_feature = settings[LABEL_FEATURE_KEY]
+        # On Kubeflow/Vertex this is the first place the checkpoint is read.
+        check_checkpoint_settings(
+            artifact_utils.get_single_instance(input_dict[CHECKPOINT_KEY]).uri,
+            int(settings[MAX_SEQ_LENGTH_KEY]))
         input_dict, exec_properties = _move_checkpoint_into_custom_config(
             input_dict, exec_properties,
             **{LABEL_VALUES_KEY: label_values_from_schema(

@@ -73,10 +73,11 @@ def _user_errors():
     from preprocessing.checkpoint import CheckpointError
     from serving.client import ServingClientError
     from serving.errors import ServeError
+    from serving.predict import LabelMismatchError
     from serving.servability import ServingCheckError
     return (ConfigError, CloudConfigError, CloudJobError, InputDataError, DataValidationError,
             CheckpointError, ServingCheckError, ServingClientError, ServeError, RunStoreError,
-            GpuCheckError, ServedBaselineError)
+            GpuCheckError, ServedBaselineError, LabelMismatchError)
 
 
 def find_user_error(error: BaseException) -> Optional[BaseException]:
@@ -270,7 +271,11 @@ def command_evaluate(args: argparse.Namespace) -> int:
     from components.text_example_gen import read_delimited_file
     from serving.predict import accuracy
     texts, labels = read_delimited_file(args.data, args.text_column, args.label_column)
-    print(f"{len(texts)} examples, accuracy {accuracy(args.model, texts, labels):.4f}")
+    value, warning = accuracy(args.model, texts, labels,
+                              source=f"{args.data} (column {args.label_column!r})")
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
+    print(f"{len(texts)} examples, accuracy {value:.4f}")
     return 0
 
 

@@ -4,9 +4,11 @@
 calls `prepare_local_run` first, which settles, with the messages users see:
 
 - the checkpoint: the packaged MiniLM for '', a local directory made absolute, a hub id
-  downloaded into the Hugging Face cache; each checked to hold config.json and vocab.txt
-  (preprocessing/checkpoint.py). On Kubeflow/Vertex the Transform and Trainer executors make
-  the same check where the checkpoint is read (components/checkpoint_inputs.py);
+  downloaded into the Hugging Face cache; each checked to hold config.json and vocab.txt, to be
+  the BERT architecture and to have position embeddings for --max-seq-length
+  (preprocessing/checkpoint.py), so a setting it cannot take stops the run before any
+  component. On Kubeflow/Vertex the Transform executor makes the same check where the
+  checkpoint is read (components/checkpoint_inputs.py);
 - the curated schema: it must exist, and its label domain gives the label values (class order)
   for the Evaluator's per-class metrics unless --label-values names them;
 - data directories: a local directory becomes `<dir>/*`, the pattern ExampleGen reads.
@@ -27,8 +29,10 @@ def _directory_as_pattern(path: str) -> str:
 
 def prepare_local_run(config: PipelineConfig) -> PipelineConfig:
     """`config.resolved()` with the checkpoint, label values and data patterns settled."""
-    from preprocessing.checkpoint import resolve_checkpoint
+    from preprocessing.checkpoint import check_checkpoint_settings, resolve_checkpoint
     config = config.resolved()
+    checkpoint = resolve_checkpoint(config.model.checkpoint)
+    check_checkpoint_settings(checkpoint, config.model.max_seq_length)
     data = config.data
     label_values = data.label_values
     if data.schema_path:
@@ -44,5 +48,4 @@ def prepare_local_run(config: PipelineConfig) -> PipelineConfig:
         data=dataclasses.replace(data, train_data=_directory_as_pattern(data.train_data),
                                  eval_data=_directory_as_pattern(data.eval_data),
                                  label_values=label_values),
-        model=dataclasses.replace(config.model,
-                                  checkpoint=resolve_checkpoint(config.model.checkpoint)))
+        model=dataclasses.replace(config.model, checkpoint=checkpoint))

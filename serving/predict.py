@@ -5,8 +5,9 @@ which case the highest version is used. Needs only TensorFlow and the tensorflow
 """
 from __future__ import annotations
 
+import collections
 import os
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import tensorflow as tf
 import tensorflow_text  # noqa: F401  (registers the tokenizer ops the graph uses)
@@ -38,13 +39,40 @@ def predict(model_dir: str, texts: Sequence[str]) -> List[Dict]:
                          outputs[PROBABILITIES].numpy())
 
 
+class LabelMismatchError(ValueError):
+    """No label of the data is a class of the model: an accuracy would mean nothing."""
+
+
+def check_labels(classes: Sequence[str], labels: Sequence[str], source: str) -> Optional[str]:
+    """Raises LabelMismatchError when no label is one of the model's `classes`; returns a
+    warning when some are not (they count as wrong), else None. `source` names the data."""
+    known = set(classes)
+    unknown = collections.Counter(label for label in labels if label not in known)
+    found = sorted(set(labels))
+    if labels and sum(unknown.values()) == len(labels):
+        raise LabelMismatchError(
+            f"no label in {source} is a class of the model: the data has "
+            f"{found[:20]}{' ...' if len(found) > 20 else ''}, the model's classes are "
+            f"{list(classes)}. Map the labels to the class names (or choose the right "
+            "--label-column).")
+    if unknown:
+        most = ", ".join(f"{label!r} ({count})" for label, count in unknown.most_common(5))
+        return (f"{sum(unknown.values())} of {len(labels)} rows of {source} have a label that "
+                f"is not a class of the model ({most}); they count as wrong")
+    return None
+
+
 def accuracy(model_dir: str, texts: Sequence[str], labels: Sequence[str],
-             batch_size: int = 64) -> float:
-    """Share of texts whose predicted label name equals the given label."""
+             batch_size: int = 64, source: str = "the data") -> Tuple[float, Optional[str]]:
+    """Share of texts whose predicted label name equals the given label, and check_labels'
+    warning (LabelMismatchError when no label is a class of the model)."""
     model = tf.saved_model.load(resolve_saved_model_dir(model_dir))
+    classes = [name.decode() for name in _serve(model, texts[:1])[CLASSES].numpy()[0]] \
+        if texts else []
+    warning = check_labels(classes, labels, source)
     correct = 0
     for start in range(0, len(texts), batch_size):
         predicted = _serve(model, texts[start:start + batch_size])[PREDICTED_LABEL].numpy()
         correct += sum(p.decode() == label
                        for p, label in zip(predicted, labels[start:start + batch_size]))
-    return correct / len(texts)
+    return correct / max(len(texts), 1), warning

@@ -108,7 +108,15 @@ def _is_b64(value: Any) -> bool:
 def _text(value: Any) -> bytes:
     """A JSON string or {"b64": ...} as bytes; InvalidArgument naming the JSON type otherwise."""
     if isinstance(value, str):
-        return value.encode("utf-8")
+        try:
+            return value.encode("utf-8")
+        except UnicodeEncodeError as error:  # a lone UTF-16 surrogate escape, e.g. "\ud800"
+            # TF Serving's JSON parser (RapidJSON) refuses these while parsing, with this text.
+            raise InvalidArgument(
+                f"JSON Parse error: The surrogate pair in string is invalid. (the string "
+                f"{json.dumps(value)[:_SHOWN_JSON_CHARS]} has an unpaired surrogate "
+                f"{value[error.start]!r} at character {error.start}; a text must be valid "
+                "Unicode)") from None
     if _is_b64(value):
         try:
             return base64.b64decode(value[_B64], validate=True)

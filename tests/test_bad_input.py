@@ -79,3 +79,70 @@ def test_command_line_prints_the_problem_without_a_traceback(tmp_path):
     assert "error: The input data has problems; nothing was written:" in result.stderr
     assert "line 22: 3 fields, but the header has 2" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+# --- settings the checkpoint cannot take: refused before any component runs -------------------
+
+
+def checkpoint_variant(tmp_path, **config_changes):
+    """The tiny checkpoint (no weights needed: nothing may get as far as loading them) with
+    config.json changed; a value None removes the key, `vocab=False` removes vocab.txt."""
+    import json
+    from conftest import write_tiny_checkpoint
+    directory = write_tiny_checkpoint(tmp_path / "checkpoint")
+    if config_changes.pop("vocab", True) is False:
+        (directory / "vocab.txt").unlink()
+    settings = json.loads((directory / "config.json").read_text())
+    settings.update(config_changes)
+    (directory / "config.json").write_text(json.dumps(settings))
+    return directory
+
+
+@pytest.mark.parametrize("changes, max_seq_length, message", [
+    ({}, 100, "max_seq_length (--max-seq-length) 100 is above the checkpoint's 64 position "
+              "embeddings (max_position_embeddings in "),
+    ({"model_type": "roberta"}, 32, "model_type 'roberta' in config.json; the pipeline "
+                                    "fine-tunes the BERT architecture"),
+    ({"vocab": False}, 32, "has no vocab.txt; expected a Hugging Face BERT-family model"),
+])
+def test_settings_the_checkpoint_cannot_take_are_refused_before_any_component(
+        tmp_path, capsys, changes, max_seq_length, message):
+    from pipeline import cli
+    checkpoint = checkpoint_variant(tmp_path, **changes)
+    status = cli.main(["run", "--train-data", str(REPO_ROOT / "data" / "demo" / "train.csv"),
+                       "--checkpoint", str(checkpoint), "--max-seq-length", str(max_seq_length),
+                       "--output-dir", str(tmp_path / "runs")])
+    error = capsys.readouterr().err
+    assert status == 2
+    assert message in error
+    assert not (tmp_path / "runs").exists()  # no component ran, nothing was written
+
+
+# --- `bertpipe evaluate` on labels that are not the model's classes ---------------------------
+
+
+def test_evaluate_refuses_a_file_whose_labels_are_not_the_models_classes(
+        demo_first_run, sst2_dir, capsys):
+    from pipeline import cli
+    model = demo_first_run.resolved().model_dir  # classes 'negative', 'positive'
+    data = sst2_dir / "test.tsv"  # labels '0' and '1'
+    assert cli.main(["evaluate", "--model", model, "--data", str(data),
+                     "--text-column", "sentence"]) == 2
+    captured = capsys.readouterr()
+    assert (f"error: no label in {data} (column 'label') is a class of the model: the data has "
+            "['0', '1'], the model's classes are ['negative', 'positive']") in captured.err
+    assert "accuracy" not in captured.out
+
+
+def test_evaluate_warns_about_rows_whose_label_is_not_a_class(demo_first_run, tmp_path, capsys):
+    from pipeline import cli
+    rows = (REPO_ROOT / "data" / "demo" / "eval.csv").read_text(encoding="utf-8").splitlines()
+    data = tmp_path / "eval.csv"
+    data.write_text("\n".join(rows + ['"It was fine, I guess.",neutral'] * 2) + "\n",
+                    encoding="utf-8")
+    assert cli.main(["evaluate", "--model", demo_first_run.resolved().model_dir,
+                     "--data", str(data)]) == 0
+    captured = capsys.readouterr()
+    assert (f"warning: 2 of {len(rows) + 1} rows of {data} (column 'label') have a label that "
+            "is not a class of the model ('neutral' (2)); they count as wrong") in captured.err
+    assert f"{len(rows) + 1} examples, accuracy 0." in captured.out

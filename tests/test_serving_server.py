@@ -214,6 +214,12 @@ def test_row_and_columnar_formats_answer_alike(server):
     ({"instances": [{"sentence": "a"}]}, "keys must be equal to: text"),
     ({"instances": [{"text": "a"}, "b"]}, "Expecting object but got String at item 1"),
     ({"instances": [{"b64": "not base64!"}]}, "not formatted correctly for base64 data"),
+    # Valid JSON, but not valid Unicode: a lone UTF-16 surrogate escape.
+    (b'{"instances": ["\\u0000\\ud800"]}', r"JSON Parse error: The surrogate pair in string "
+                                           r"is invalid\. .* unpaired surrogate '\\ud800' at "
+                                           r"character 1"),
+    ({"inputs": {"text": ["ok", "\udc00 tail"]}}, "element: 1 of 'inputs' list.*surrogate"),
+    ({"instances": [{"text": "\ud83d"}]}, "surrogate pair in string is invalid"),
     ({"inputs": {"sentence": ["a"]}}, "Missing named input: text in 'inputs' object"),
     ({"inputs": {"text": ["a"], "extra": [1]}}, r"Unknown named inputs \['extra'\]"),
     ({"inputs": "a great film"}, "'inputs' must be a list of strings"),
