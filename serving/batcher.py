@@ -207,23 +207,35 @@ class BatchScheduler:
             batch = [task for task in batch if task.future.set_running_or_notify_cancel()]
             if not batch:
                 continue
-            texts = [text for task in batch for text in task.texts]
             try:
-                outputs = self._run_batch(self._padded(texts))
+                self._answer(batch)
             except Exception as error:  # pylint: disable=broad-except  (handed to each caller)
+                # The model call, or handling its outputs (wrong shapes, a failing metrics
+                # callback): every caller still waiting hears of it now, and this thread goes
+                # on serving the next batches.
                 for task in batch:
-                    task.future.set_exception(error)
-                continue
-            with self._condition:
-                self.batch_size_counts[len(texts)] += 1
-            if self._on_batch:
-                self._on_batch(len(texts))
-            start = 0
-            for task in batch:
-                end = start + len(task.texts)
-                task.future.set_result({name: values[start:end]
-                                        for name, values in outputs.items()})
-                start = end
+                    if not task.future.done():
+                        try:
+                            task.future.set_exception(error)
+                        except InvalidStateError:  # resolved meanwhile
+                            pass
+
+    def _answer(self, batch: List[_Task]) -> None:
+        """Runs the model on the batch's texts and gives each task its rows."""
+        texts = [text for task in batch for text in task.texts]
+        outputs = self._run_batch(self._padded(texts))
+        rows = {name: len(values) for name, values in outputs.items()}
+        if any(count < len(texts) for count in rows.values()):
+            raise ValueError(f"the model returned {rows} rows for a batch of {len(texts)} texts")
+        with self._condition:
+            self.batch_size_counts[len(texts)] += 1
+        if self._on_batch:
+            self._on_batch(len(texts))
+        start = 0
+        for task in batch:
+            end = start + len(task.texts)
+            task.future.set_result({name: values[start:end] for name, values in outputs.items()})
+            start = end
 
 
 def _gather(futures: List[Future]) -> Future:

@@ -9,16 +9,20 @@ writes, with all-digit version directories) like `tensorflow_model_server
   request gets either the old or the new version, never a half-loaded one.
 - An unloaded version finishes the requests already queued for it (its batch threads drain the
   queue) before its threads stop.
-- A version that fails to load is reported in the status (state END with the error) and not
-  retried; the versions already loaded stay in service, as TF Serving's availability-preserving
-  policy does. ServingPusher's atomic rename means a version directory never changes once it
-  exists, so retrying would fail the same way.
+- A version that fails to load is reported in the status (state END with the error); the
+  versions already loaded stay in service, as TF Serving's availability-preserving policy does.
+  It is tried again as soon as its directory changes (a version seen half-copied by `cp -r`,
+  TFX's stock Pusher or an object-store push, which write in place, loads once the copy is
+  complete), and otherwise every `load_retry_seconds`, at most `max_load_retries` times (TF
+  Serving's --max_num_load_retries and --load_retry_interval_micros, defaults 5 and 60 s).
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import threading
+import time
 from concurrent.futures import Future
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -33,6 +37,31 @@ from serving.servable import Servable
 _LOG = logging.getLogger(__name__)
 _State = get_model_status_pb2.ModelVersionStatus.State
 _UNKNOWN_ERROR = 2  # tensorflow.error.Code.UNKNOWN, as TF Serving reports a failed load
+
+
+@dataclasses.dataclass(frozen=True)
+class _Failure:
+    """A failed load: the version directory as it was (file names, sizes, times), how many
+    loads failed, and when the last one did."""
+
+    directory: Tuple[Tuple[str, int, int], ...]
+    attempts: int
+    at: float
+
+
+def directory_state(path: str) -> Tuple[Tuple[str, int, int], ...]:
+    """(relative path, size, mtime in ns) of every file under `path`: what changes while a
+    version is being copied into place."""
+    state = []
+    for directory, _, files in os.walk(path):
+        for name in files:
+            full = os.path.join(directory, name)
+            try:
+                info = os.stat(full)
+            except OSError:  # removed meanwhile: the next poll sees the change
+                continue
+            state.append((os.path.relpath(full, path), info.st_size, info.st_mtime_ns))
+    return tuple(sorted(state))
 
 
 class _Loaded:
@@ -52,12 +81,15 @@ class ModelManager:
     def __init__(self, name: str, base_path: str, batching: BatchingOptions,
                  num_versions: int = 1, poll_seconds: float = 1.0,
                  load: Callable[[str, int, str], Servable] = Servable,
-                 on_batch: Optional[Callable[[int], None]] = None):
+                 on_batch: Optional[Callable[[int], None]] = None,
+                 load_retry_seconds: float = 60.0, max_load_retries: int = 5):
         if num_versions < 1:
             raise ValueError(f"num_versions must be >= 1, not {num_versions}")
         self.name, self.base_path = name, os.path.abspath(base_path)
         self._batching, self._num_versions = batching, num_versions
         self._poll_seconds, self._load, self._on_batch = poll_seconds, load, on_batch
+        self._load_retry_seconds, self._max_load_retries = load_retry_seconds, max_load_retries
+        self._failures: Dict[int, _Failure] = {}  # versions whose last load failed
         self._lock = threading.Lock()
         self._loaded: Dict[int, _Loaded] = {}  # replaced as a whole, never changed in place
         # Every version seen: (state, error message), for the status API.
@@ -90,11 +122,20 @@ class ModelManager:
             except Exception:  # pylint: disable=broad-except  (keep serving what is loaded)
                 _LOG.exception("polling %s failed", self.base_path)
 
+    def _may_load(self, version: int) -> bool:
+        """Not failed, or failed but worth another try: its directory changed since, or the
+        retry interval passed and retries remain."""
+        failure = self._failures.get(version)
+        if failure is None or version in self._loaded:
+            return True
+        if directory_state(os.path.join(self.base_path, str(version))) != failure.directory:
+            return True
+        return (failure.attempts <= self._max_load_retries
+                and time.monotonic() - failure.at >= self._load_retry_seconds)
+
     def _wanted_versions(self) -> List[int]:
-        failed = {version for version, (state, _) in self._states.items()
-                  if state == _State.END and version not in self._loaded}
         candidates = [version for version in version_numbers(self.base_path)
-                      if version not in failed]
+                      if self._may_load(version)]
         return candidates[-self._num_versions:]
 
     def poll(self) -> None:
@@ -126,15 +167,22 @@ class ModelManager:
         with self._lock:
             self._states[version] = (_State.LOADING, "")
         _LOG.info("loading %s version %d from %s", self.name, version, path)
+        directory = directory_state(path)  # before loading: a change during the load counts
         try:
             entry = _Loaded(self._load(self.name, version, path), self._batching,
                             self._on_batch)
         except Exception as error:  # pylint: disable=broad-except  (reported in the status)
-            _LOG.error("cannot load %s version %d: %s", self.name, version, error)
+            previous = self._failures.get(version)
+            attempts = (previous.attempts + 1
+                        if previous and previous.directory == directory else 1)
+            _LOG.error("cannot load %s version %d (attempt %d): %s", self.name, version,
+                       attempts, error)
             with self._lock:
+                self._failures[version] = _Failure(directory, attempts, time.monotonic())
                 self._states[version] = (_State.END, str(error))
             return
         with self._lock:
+            self._failures.pop(version, None)
             self._loaded = {**self._loaded, version: entry}
             self._states[version] = (_State.AVAILABLE, "")
         _LOG.info("serving %s version %d", self.name, version)

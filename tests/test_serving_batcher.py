@@ -113,6 +113,40 @@ def test_model_errors_reach_every_caller_of_the_batch():
     scheduler.close()
 
 
+@pytest.mark.parametrize("fault", ["callback", "outputs"])
+def test_a_fault_after_the_model_call_reaches_the_callers_and_the_thread_goes_on(fault):
+    """Handling a batch's results can fail too (a metrics callback, outputs with too few
+    rows): its callers get the error at once, and the next requests are still served."""
+    model = RecordingModel()
+    failures = [1]
+
+    def run_batch(texts):
+        outputs = model(texts)
+        if fault == "outputs" and failures[0]:
+            failures[0] -= 1
+            return {name: values[:1] for name, values in outputs.items()}
+        return outputs
+
+    def on_batch(size):
+        if fault == "callback" and failures[0]:
+            failures[0] -= 1
+            raise RuntimeError("metrics callback failed")
+
+    scheduler = BatchScheduler(run_batch, options(batch_timeout_micros=100_000),
+                               on_batch=on_batch)
+    futures = [scheduler.submit([b"a"]), scheduler.submit([b"bb"])]
+    expected = "metrics callback failed" if fault == "callback" else \
+        r"the model returned \{'length': 1, 'echo': 1\} rows for a batch of 2 texts"
+    started = time.monotonic()
+    for future in futures:
+        with pytest.raises((RuntimeError, ValueError), match=expected):
+            future.result(timeout=30)
+    assert time.monotonic() - started < 5  # at once, not at the callers' own timeout
+    # The one batch thread survived: a later request is answered.
+    assert list(scheduler.submit([b"ccc"]).result(timeout=30)["length"]) == [3]
+    scheduler.close()
+
+
 def test_close_finishes_queued_requests_then_refuses_new_ones():
     model = RecordingModel()
     model.gate.clear()

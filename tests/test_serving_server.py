@@ -15,6 +15,7 @@ import concurrent.futures
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -336,6 +337,25 @@ def test_a_version_that_cannot_load_is_reported_and_the_old_one_keeps_serving(se
     assert status["status"]["error_code"] == "UNKNOWN"
     assert "must take exactly one input, 'text'" in status["status"]["error_message"]
     assert server.wait_for_status(serving, "AVAILABLE")
+    check_known_labels(RestClient(server.rest_url, MODEL_NAME).predict(["films"]), ["films"])
+
+
+def test_a_version_seen_half_copied_is_loaded_once_the_copy_is_complete(server, models):
+    """`cp -r`, TFX's stock Pusher and object-store pushes write a version in place, so the
+    server can see it half-written; it must try again when the directory changes."""
+    serving = server.serving_version()
+    version = max(pusher.version_numbers(str(server.model_root))) + 1
+    target = server.model_root / str(version)
+    shutil.copytree(models["good"], target, ignore=shutil.ignore_patterns("saved_model.pb"))
+    graph = open(os.path.join(models["good"], "saved_model.pb"), "rb").read()
+    (target / "saved_model.pb").write_bytes(graph[:len(graph) // 2])  # the copy is under way
+    status = server.wait_for_status(version, "END")
+    assert status["status"]["error_code"] == "UNKNOWN", status
+    assert server.serving_version() == serving  # the previous version keeps serving
+    time.sleep(1.0)  # several polls: the failed version is not reloaded while it is unchanged
+    assert server.statuses()[version]["state"] == "END"
+    (target / "saved_model.pb").write_bytes(graph)  # the copy completes
+    server.wait_for_status(version, "AVAILABLE")
     check_known_labels(RestClient(server.rest_url, MODEL_NAME).predict(["films"]), ["films"])
 
 
