@@ -31,18 +31,22 @@ directory without saved_model.pb; the next push writes that version again. model
 written beside itself and renamed over the old one, a server-side copy that replaces the object
 whole.
 
-Only one push per model name may run at a time. A concurrent push cannot corrupt a version,
-because the rename never replaces an existing version directory. But one of the two pushes
-fails, for example because the other push deleted its temporary directory as stale.
+Pushes of one model name run one at a time: on a local or mounted filesystem they take an
+advisory lock (`<model_dir>/.push.lock`, flock, released by the operating system if the pusher
+dies), so a second push waits and then writes the next version rather than deleting the first
+one's temporary directory as stale. The executor holds it from the re-check of what is served to
+the write. An object store has no locks: there two racing pushes are caught by that re-check.
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import os
 import re
 import secrets
 import shutil
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
 
 import tensorflow as tf
 from absl import logging
@@ -61,6 +65,7 @@ from serving import contract
 from serving.contract import SERVING_CONFIG_FILE_NAME
 
 _STAGING_PREFIX = ".tmp-"
+LOCK_FILE_NAME = ".push.lock"  # TF Serving loads only all-digit names: ignored
 # Model names end up in REST paths (/v1/models/<name>) and directory names.
 _MODEL_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 # Serve the two newest versions. Clients that pin the previous version keep working while a new
@@ -87,7 +92,10 @@ def is_object_store(path: str) -> bool:
 
 
 def _absolute(path: str) -> str:
-    return path.rstrip("/") if is_object_store(path) else os.path.abspath(path)
+    """An object-store URI as it is; a local path (or file:// URI) as an absolute path."""
+    if is_object_store(path):
+        return path.rstrip("/")
+    return os.path.abspath(path[len("file://"):] if path.startswith("file://") else path)
 
 
 def serving_push_destination(serving_root: str, model_name: str) -> pusher_pb2.PushDestination:
@@ -236,11 +244,38 @@ def served_changed_since_evaluation(baseline: types.Artifact, model_dir: str) ->
             "served now.")
 
 
+@contextlib.contextmanager
+def push_lock(model_dir: str) -> Iterator[None]:
+    """Holds the model directory's push lock: one push per model name at a time, across
+    processes. An advisory flock on `<model_dir>/.push.lock`, which the operating system
+    releases when its holder dies, so a crashed push never blocks the next one. On an object
+    store (no locks) it holds nothing: there the pusher's re-check of what is served is the
+    only guard."""
+    if is_object_store(model_dir):
+        yield
+        return
+    os.makedirs(model_dir, exist_ok=True)
+    with open(os.path.join(model_dir, LOCK_FILE_NAME), "a", encoding="utf-8") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # waits for a push under way
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def push_model(model_path: str, serving_root: str, model_name: str) -> Tuple[int, str]:
-    """Copies the SavedModel at `model_path` into a new version; returns (version, its dir)."""
+    """Copies the SavedModel at `model_path` into a new version; returns (version, its dir).
+    Waits for another push of the same model name to finish first (push_lock)."""
+    with push_lock(os.path.join(serving_root, model_name)):
+        return _push_model_locked(model_path, serving_root, model_name)
+
+
+def _push_model_locked(model_path: str, serving_root: str, model_name: str
+                       ) -> Tuple[int, str]:
     _check_saved_model(model_path)
     model_dir = os.path.join(serving_root, model_name)
     os.makedirs(model_dir, exist_ok=True)
+    # Safe under the push lock: no other push can be writing into one of these.
     remove_stale_staging_dirs(model_dir)
     version = next_version(model_dir)
     version_dir = os.path.join(model_dir, str(version))
@@ -362,6 +397,24 @@ class Executor(pusher_executor.Executor):
         model_path = self.GetModelPath(input_dict)
         serving_root, model_name = serving_location(
             exec_properties[standard_component_specs.PUSH_DESTINATION_KEY])
+        config_path = os.path.join(serving_root, SERVING_CONFIG_FILE_NAME)
+        # Read the config before pushing. If the file is broken, the run stops before TF
+        # Serving sees a version that the config does not list.
+        read_serving_config(config_path)
+        # As upstream, the PushedModel artifact keeps a copy of what was pushed. Copying it
+        # first means that a failed copy leaves nothing in the serving root.
+        io_utils.copy_dir(model_path, pushed_model.uri)
+        # One push per model name at a time: the re-check below and the write are one step.
+        with push_lock(os.path.join(serving_root, model_name)):
+            if self._push(input_dict, model_path, serving_root, model_name, pushed_model):
+                # Read again under the lock: a push of another model may have changed it.
+                write_serving_config(add_model_entries(read_serving_config(config_path),
+                                                       serving_root), config_path)
+
+    def _push(self, input_dict: Dict[str, List[types.Artifact]], model_path: str,
+              serving_root: str, model_name: str, pushed_model: types.Artifact) -> bool:
+        """The re-check of what is served, then the new version (or the one already serving
+        this model), recorded on `pushed_model`; False when the re-check refused the push."""
         if input_dict.get(SERVED_BASELINE_KEY):
             # Just before writing: is what is served still what the Evaluator compared with?
             changed = served_changed_since_evaluation(
@@ -371,14 +424,7 @@ class Executor(pusher_executor.Executor):
                 logging.error("%s", changed)
                 pushed_model.set_string_custom_property(NOT_PUSHED_REASON_PROPERTY, changed)
                 self._MarkNotPushed(pushed_model)
-                return
-        config_path = os.path.join(serving_root, SERVING_CONFIG_FILE_NAME)
-        # Read the config before pushing. If the file is broken, the run stops before TF
-        # Serving sees a version that the config does not list.
-        serving_config = read_serving_config(config_path)
-        # As upstream, the PushedModel artifact keeps a copy of what was pushed. Copying it
-        # first means that a failed copy leaves nothing in the serving root.
-        io_utils.copy_dir(model_path, pushed_model.uri)
+                return False
         served = newest_version_serving(model_path, os.path.join(serving_root, model_name))
         if served is not None:
             # E.g. a rerun with a changed blessing threshold: the Trainer was cached, so the
@@ -387,11 +433,12 @@ class Executor(pusher_executor.Executor):
             pushed_model.set_int_custom_property(ALREADY_SERVED_PROPERTY, 1)
             logging.info("Model %s is already served as version %d", model_path, version)
         else:
-            push = push_model_to_object_store if is_object_store(serving_root) else push_model
+            push = (push_model_to_object_store if is_object_store(serving_root)
+                    else _push_model_locked)
             version, version_dir = push(model_path, serving_root, model_name)
-        write_serving_config(add_model_entries(serving_config, serving_root), config_path)
         self._MarkPushed(pushed_model, pushed_destination=version_dir,
                          pushed_version=str(version))
+        return True
 
 
 class ServingPusherSpec(Pusher.SPEC_CLASS):

@@ -51,7 +51,10 @@ def is_remote(path: str) -> bool:
 
 
 def _absolute(path: str) -> str:
-    return path if (not path or is_remote(path)) else os.path.abspath(path)
+    """A remote URI as it is; a local path or file:// URI as an absolute path."""
+    if not path or is_remote(path):
+        return path
+    return os.path.abspath(path[len("file://"):] if path.startswith("file://") else path)
 
 
 @dataclasses.dataclass(frozen=True)

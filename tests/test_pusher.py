@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import time
 import uuid
 
 import pytest
@@ -82,7 +83,9 @@ def push(tmp_path, serving_root, model_uri, blessed=True, infra_blessed=None,
 
 
 def children(directory):
-    return sorted(os.listdir(directory)) if os.path.isdir(directory) else []
+    """The entries of a directory, but for the pusher's lock file."""
+    return sorted(name for name in os.listdir(directory) if name != pusher.LOCK_FILE_NAME) \
+        if os.path.isdir(directory) else []
 
 
 def read_config(serving_root):
@@ -406,3 +409,55 @@ def test_version_fingerprint_without_fingerprint_file_covers_graph_and_variables
     shutil.copytree(first, tmp_path / "copy")
     assert pusher.version_fingerprint(str(first)) == \
         pusher.version_fingerprint(str(tmp_path / "copy"))
+
+
+def test_a_file_uri_serving_root_is_the_local_directory(tmp_path, model_uri):
+    from pipeline.config import PipelineConfig
+    root = tmp_path / "serving"
+    destination = pusher.serving_push_destination(f"file://{root}", MODEL_NAME)
+    assert destination.filesystem.base_directory == str(root / MODEL_NAME)
+    config = PipelineConfig.from_settings(train_data="t.csv", serving_root=f"file://{root}")
+    assert config.resolved().serving_model_root == str(root)
+    pushed = push(tmp_path, f"file://{root}", model_uri)
+    assert pushed.get_custom_property("pushed_destination") == str(root / MODEL_NAME / "1")
+    assert pusher.version_numbers(str(root / MODEL_NAME)) == [1]
+
+
+def test_two_pushes_of_one_model_at_once_both_complete_one_after_the_other(tmp_path, model_uri):
+    """The second push waits for the first (push_lock) instead of deleting its temporary
+    directory as a stale one. Made deterministic by starting the second push only once the
+    first one's temporary directory exists, i.e. while it copies."""
+    import threading
+    big_model = tmp_path / "big_model"
+    shutil.copytree(model_uri, big_model)
+    assets = big_model / "Format-Serving" / "assets"
+    assets.mkdir(exist_ok=True)
+    (assets / "large.bin").write_bytes(os.urandom(64 * 1024 * 1024))  # a copy that takes a while
+    serving_root = tmp_path / "serving"
+    model_dir = serving_root / MODEL_NAME
+    results, errors = {}, {}
+
+    def push_in_thread(name, model, wait_for_staging):
+        try:
+            if wait_for_staging:
+                deadline = time.monotonic() + 60
+                while not any(entry.startswith(".tmp-") for entry in
+                              (os.listdir(model_dir) if model_dir.is_dir() else [])):
+                    assert time.monotonic() < deadline, "the first push never started copying"
+                    time.sleep(0.001)
+            results[name] = pusher.push_model(os.path.join(model, "Format-Serving"),
+                                              str(serving_root), MODEL_NAME)
+        except Exception as error:  # reported below
+            errors[name] = error
+
+    threads = [threading.Thread(target=push_in_thread, args=("first", str(big_model), False)),
+               threading.Thread(target=push_in_thread, args=("second", model_uri, True))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert errors == {}
+    assert results["first"][0] == 1 and results["second"][0] == 2
+    assert pusher.version_numbers(str(model_dir)) == [1, 2]
+    assert os.path.getsize(model_dir / "1" / "assets" / "large.bin") == 64 * 1024 * 1024
+    assert not [entry for entry in os.listdir(model_dir) if entry.startswith(".tmp-")]
