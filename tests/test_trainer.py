@@ -8,6 +8,7 @@ test_trainer_resume.py.
 import json
 import os
 import pathlib
+import re
 import subprocess
 import sys
 
@@ -200,6 +201,23 @@ def test_warm_start_loads_every_weight_of_an_exported_model(default_run, trainer
     with pytest.raises(model.WarmStartError, match="cannot warm-start from"):
         model.warm_start(model.build_classifier(trainer_inputs.checkpoint, num_labels=3),
                          exported)
+
+
+def test_a_base_model_whose_classes_are_in_another_order_is_not_warm_started_from(
+        default_run, trainer_inputs):
+    """Same label count, so every weight shape fits, but its head's rows are other classes."""
+    import tensorflow_transform as tft
+    from preprocessing.features import LABEL_VOCABULARY
+    from trainer import model
+    fn_args, _ = default_run
+    exported = fn_args["serving_model_dir"]
+    labels = [name.decode() for name in tft.TFTransformOutput(
+        trainer_inputs.transform_output).vocabulary_by_name(LABEL_VOCABULARY)]
+    assert len(labels) == 2
+    model.check_base_model_classes(exported, labels)  # this run's order: accepted
+    with pytest.raises(model.WarmStartError, match=re.escape(
+            f"its classes {labels} are not this run's {labels[::-1]} in the same order")):
+        model.check_base_model_classes(exported, labels[::-1])
 
 
 def test_mixed_length_batch_answers_like_each_text_alone(served):

@@ -11,6 +11,7 @@ continues from the last blessed model.
 from __future__ import annotations
 
 import os
+from typing import Sequence
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # transformers' TF models need Keras 2
 
@@ -18,6 +19,7 @@ import tensorflow as tf  # noqa: E402
 import tf_keras as keras  # noqa: E402
 
 from preprocessing.features import INPUT_IDS, INPUT_MASK, INPUT_TYPE_IDS  # noqa: E402
+from serving.contract import CLASSES, SERVING_SIGNATURE, TEXT_INPUT  # noqa: E402
 
 INPUT_NAMES = (INPUT_IDS, INPUT_MASK, INPUT_TYPE_IDS)
 
@@ -98,7 +100,27 @@ def compile_classifier(model: keras.Model, learning_rate: float, train_steps: in
 
 
 class WarmStartError(ValueError):
-    """An exported model whose weights do not fit the classifier (e.g. another label count)."""
+    """An exported model whose weights do not fit the classifier (e.g. another label count),
+    or whose classes are not this run's in the same order."""
+
+
+def check_base_model_classes(saved_model_dir: str, label_names: Sequence[str]) -> None:
+    """Raises WarmStartError unless the exported model at `saved_model_dir` answers with
+    exactly `label_names`, in that order. Weight shapes alone cannot tell: with the same label
+    count but another order (an inferred schema orders labels by frequency), its head would
+    start out predicting the wrong names."""
+    import tensorflow_text  # noqa: F401  registers the exported tokenizer's ops
+    try:
+        loaded = tf.saved_model.load(saved_model_dir)
+        outputs = loaded.signatures[SERVING_SIGNATURE](**{TEXT_INPUT: tf.constant(["a"])})
+        served = [name.decode("utf-8") for name in outputs[CLASSES][0].numpy()]
+    except Exception as error:  # pylint: disable=broad-except  (no usable classes: no start)
+        raise WarmStartError(f"cannot warm-start from {saved_model_dir}: its classes cannot be "
+                             f"read ({type(error).__name__}: {error})") from error
+    if served != list(label_names):
+        raise WarmStartError(f"cannot warm-start from {saved_model_dir}: its classes {served} "
+                             f"are not this run's {list(label_names)} in the same order, so "
+                             "its head would predict the wrong names")
 
 
 def warm_start(model: keras.Model, saved_model_dir: str) -> None:

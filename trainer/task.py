@@ -34,7 +34,7 @@ import tf_keras as keras  # noqa: E402
 from tfx.components.trainer.fn_args_utils import FnArgs  # noqa: E402
 
 from preprocessing.checkpoint import read_tokenizer_settings  # noqa: E402
-from preprocessing.features import CHECKPOINT_KEY  # noqa: E402
+from preprocessing.features import CHECKPOINT_KEY, LABEL_VOCABULARY  # noqa: E402
 from preprocessing.tokenization import BertTokenizerGraph  # noqa: E402
 from trainer import distribution, export, fitting, model  # noqa: E402
 from trainer.config import TrainerSettings, TrainingConfig  # noqa: E402
@@ -46,6 +46,19 @@ def _backup_dir(settings: TrainerSettings, training: TrainingConfig, fn_args: Fn
                       fn_args.custom_config[CHECKPOINT_KEY], fn_args.base_model,
                       training.to_dict(), settings.max_seq_length], sort_keys=True)
     return os.path.join(settings.backup_root, hashlib.sha256(key.encode()).hexdigest()[:16])
+
+
+def _same_classes(base_model: str, tft_output: tft.TFTransformOutput) -> bool:
+    """Whether the base model answers with this run's label vocabulary, in the same order
+    (checked outside the distribution strategy's scope: it loads the exported model)."""
+    label_names = [name.decode("utf-8") if isinstance(name, bytes) else name
+                   for name in tft_output.vocabulary_by_name(LABEL_VOCABULARY)]
+    try:
+        model.check_base_model_classes(base_model, label_names)
+    except model.WarmStartError as error:
+        logging.warning("%s; training from the pretrained checkpoint instead", error)
+        return False
+    return True
 
 
 def _warm_started(classifier: keras.Model, base_model: str) -> bool:
@@ -86,9 +99,12 @@ def run_fn(fn_args: FnArgs) -> None:
                  batches.validation_examples,
                  f"; tuned {hyperparameters}" if hyperparameters else "")
 
+    base_model = fn_args.base_model
+    if base_model and not _same_classes(base_model, tft_output):
+        base_model = None
     with strategy.scope():
         classifier = fitting.new_classifier(checkpoint, data.num_labels, training)
-        if fn_args.base_model and not _warm_started(classifier, fn_args.base_model):
+        if base_model and not _warm_started(classifier, base_model):
             # A failed restore may have loaded some of the weights: start over, cleanly.
             classifier = fitting.new_classifier(checkpoint, data.num_labels, training)
         fitting.compile_for(classifier, training, train_steps)
