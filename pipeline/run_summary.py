@@ -30,7 +30,7 @@ def compared_with(run: runs.PipelineRun) -> Optional[str]:
         return None
     version = baseline.get_int_custom_property(SERVED_VERSION_PROPERTY)
     if not version:
-        return "nothing is served yet: evaluated against the thresholds only"
+        return "nothing is served yet: no baseline, evaluated against the thresholds only"
     if baseline.get_int_custom_property(REPLACES_PROPERTY):
         return (f"served version {version} could not be evaluated; --allow-replace-served: "
                 "evaluated against the thresholds only")

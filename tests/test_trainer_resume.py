@@ -1,11 +1,12 @@
 """Fault tolerance for real: a Trainer SIGKILLed mid-epoch and run again with the same FnArgs
-resumes from its last BackupAndRestore backup (config.backup_root), not from step 0."""
+resumes from its last BackupAndRestore backup (config.backup_root), not from step 0. The kill
+is injected at a fixed point (right after a given backup), so the test does not depend on how
+fast the machine is."""
 import glob
 import os
 import pathlib
 import re
 import signal
-import time
 
 import trainer_harness
 
@@ -13,22 +14,10 @@ EPOCHS = 6
 BATCH_SIZE = 20  # 330 training examples -> 16 steps per epoch, so TensorBoard logs every step
 STEPS_PER_EPOCH = 330 // BATCH_SIZE
 BACKUP_EVERY_STEPS = 2
+# The injected crash: right after the first backup at or past this (epoch, batch). Epoch 1, as
+# the first epoch also traces the model; batch 5, the middle of the first half of the epoch.
+KILL_AFTER_BACKUP = (1, 5)
 KILL_TIMEOUT_SECONDS = 600
-
-
-def wait_for_mid_epoch_backup(process, backup_root):
-    """Polls the backup directory until a backup taken in the first half of epoch >= 1 exists
-    (the first epoch also traces the model, so later epochs give a steadier kill window)."""
-    deadline = time.monotonic() + KILL_TIMEOUT_SECONDS
-    while True:
-        state = trainer_harness.backup_checkpoint_state(backup_root)
-        if state and state["epoch"] >= 1 and state["batch"] <= STEPS_PER_EPOCH // 2:
-            return state
-        assert process.popen.poll() is None, (
-            f"the first run ended before a mid-epoch backup was seen (last: {state})\n"
-            + process.describe())
-        assert time.monotonic() < deadline, f"no mid-epoch backup in time (last: {state})"
-        time.sleep(0.05)
 
 
 def test_killed_trainer_resumes_from_its_backup_not_from_step_0(trainer_inputs, tmp_path):
@@ -38,10 +27,11 @@ def test_killed_trainer_resumes_from_its_backup_not_from_step_0(trainer_inputs, 
     fn_args = trainer_inputs.fn_args_spec(config, tmp_path / "run")
     train_events = os.path.join(fn_args["model_run_dir"], "train", "events.out.tfevents.*")
 
-    first = trainer_harness.start_trainer(tmp_path / "first", fn_args)
+    # The kill point is set, not raced: the process kills itself after that backup.
+    first = trainer_harness.start_trainer(tmp_path / "first", fn_args,
+                                          kill_after_backup=KILL_AFTER_BACKUP)
     try:
-        seen = wait_for_mid_epoch_backup(first, config.backup_root)
-        first.kill(signal.SIGKILL)
+        first.popen.wait(timeout=KILL_TIMEOUT_SECONDS)
     finally:
         first.kill()  # whatever happened: leave no trainer behind
     assert first.popen.returncode == -signal.SIGKILL, first.describe()
@@ -50,7 +40,9 @@ def test_killed_trainer_resumes_from_its_backup_not_from_step_0(trainer_inputs, 
 
     # What the second run will restore: the last backup before the kill.
     backup = trainer_harness.backup_checkpoint_state(config.backup_root)
-    assert backup and backup["epoch"] == seen["epoch"] and backup["batch"] >= seen["batch"]
+    assert backup and (backup["epoch"], backup["batch"]) >= KILL_AFTER_BACKUP, backup
+    assert backup["epoch"] == KILL_AFTER_BACKUP[0] and backup["batch"] < KILL_AFTER_BACKUP[1] + \
+        BACKUP_EVERY_STEPS, backup  # the first backup at or past the kill point
     epoch, batch, iterations = backup["epoch"], backup["batch"], backup["iterations"]
     assert 1 <= epoch < EPOCHS and 0 <= batch < STEPS_PER_EPOCH - 1, backup  # mid-epoch
     assert iterations == epoch * STEPS_PER_EPOCH + batch + 1, backup  # optimizer steps taken

@@ -25,7 +25,7 @@ import socket
 import subprocess
 import sys
 import time
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 TESTS_DIR = pathlib.Path(__file__).resolve().parent
 REPO_ROOT = TESTS_DIR.parent
@@ -211,12 +211,17 @@ class TrainerProcess:
 
 
 def start_trainer(directory: pathlib.Path, fn_args: Dict, logical_cpus: int = 0,
-                  tf_config: Optional[Dict] = None) -> TrainerProcess:
-    """Starts run_fn in a new process (own process group, so it can be killed whole)."""
+                  tf_config: Optional[Dict] = None,
+                  kill_after_backup: Optional[Tuple[int, int]] = None) -> TrainerProcess:
+    """Starts run_fn in a new process (own process group, so it can be killed whole).
+
+    `kill_after_backup=(epoch, batch)`: the injected fault. The process SIGKILLs itself right
+    after BackupAndRestore wrote its first backup at or past that epoch and batch, so the kill
+    point does not depend on how fast the machine is."""
     directory.mkdir(parents=True, exist_ok=True)
     (directory / RESULT_FILE).unlink(missing_ok=True)
     spec = {"fn_args": fn_args, "logical_cpus": logical_cpus,
-            "result": str(directory / RESULT_FILE)}
+            "result": str(directory / RESULT_FILE), "kill_after_backup": kill_after_backup}
     (directory / "spec.json").write_text(json.dumps(spec, indent=1))
     # Its own TMPDIR, so scratch files it leaves behind (tempfile.mkdtemp) can be checked.
     (directory / "tmp").mkdir(exist_ok=True)
@@ -322,6 +327,20 @@ def _observe(module, name: str, record) -> None:
     setattr(module, name, observed)
 
 
+def _kill_after_backup(kill_epoch: int, kill_batch: int) -> None:
+    """Makes Keras' BackupAndRestore SIGKILL this process once its backup at or past
+    (kill_epoch, kill_batch) is written: a crash at a known point, right after a known backup."""
+    import tf_keras
+    backup = tf_keras.callbacks.BackupAndRestore._backup
+
+    def backup_then_die(callback, epoch, batch=0):  # Keras calls it with these keywords
+        backup(callback, epoch=epoch, batch=batch)
+        if (epoch, batch) >= (kill_epoch, kill_batch):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    tf_keras.callbacks.BackupAndRestore._backup = backup_then_die
+
+
 def _train(spec_path: str) -> None:
     spec = json.loads(pathlib.Path(spec_path).read_text())
     import logging
@@ -338,6 +357,9 @@ def _train(spec_path: str) -> None:
     from trainer import distribution, export, task
     logging.basicConfig(level=logging.INFO, force=True,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    if spec.get("kill_after_backup"):
+        _kill_after_backup(*spec["kill_after_backup"])
 
     # Observations for the test, taken from the real objects run_fn creates and uses.
     strategies, exports = [], []
