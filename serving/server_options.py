@@ -91,6 +91,10 @@ def add_serve_flags(parser: argparse.ArgumentParser) -> None:
                              "default 0: cores / num_batch_threads)")
     parser.add_argument("--tensorflow-inter-op-parallelism", type=int, default=0,
                         help="model calls' ops run at once (default 0: num_batch_threads)")
+    parser.add_argument("--request-timeout-seconds", type=float,
+                        default=_DEFAULTS.request_timeout_seconds,
+                        help="answer DEADLINE_EXCEEDED (HTTP 504) when the model has not "
+                             "answered a request within this time (default: %(default)s)")
     parser.add_argument("--max-request-texts", type=int, default=_DEFAULTS.limits.max_texts,
                         help="texts per request at most (default: %(default)s)")
     parser.add_argument("--max-text-bytes", type=int, default=_DEFAULTS.limits.max_text_bytes,
@@ -105,6 +109,7 @@ def options_from_args(args: argparse.Namespace) -> ServerOptions:
         file_system_poll_wait_seconds=args.file_system_poll_wait_seconds,
         batching_parameters_file=args.batching_parameters_file,
         monitoring_config_file=args.monitoring_config_file,
+        request_timeout_seconds=args.request_timeout_seconds,
         intra_op_threads=args.tensorflow_intra_op_parallelism,
         inter_op_threads=args.tensorflow_inter_op_parallelism,
         limits=RequestLimits(max_texts=args.max_request_texts,

@@ -427,3 +427,50 @@ def test_bounded_load_reports_latency_percentiles_and_throughput(server):
         assert result.errors == [] and result.completed == requests_sent
         assert 0 < result.percentile_ms(50) <= result.percentile_ms(99)
         assert result.sentences_per_second > 0
+
+
+# ------------------------------------------------------------------ past the server's capacity
+
+
+def test_past_its_capacity_the_server_refuses_at_once_times_out_and_recovers(models, tmp_path):
+    """A queue of 8 texts, and a first request that waits 3 s for its batch to fill: a second
+    request that does not fit is refused at once with TF Serving's UNAVAILABLE (HTTP 503, gRPC
+    UNAVAILABLE); the waiting one gets DEADLINE_EXCEEDED (HTTP 504) at the server's 1 s request
+    timeout; nothing hangs, and the server answers normally right after."""
+    serving_root = tmp_path / "serving"
+    pusher.push_model(models["good"], str(serving_root), MODEL_NAME)
+    batching = tmp_path / "batching_parameters.txt"
+    batching.write_text("max_batch_size { value: 8 }\nbatch_timeout_micros { value: 3000000 }\n"
+                        "num_batch_threads { value: 1 }\nmax_enqueued_batches { value: 1 }\n")
+    launched = server_process.start(
+        serving_root / MODEL_NAME, tmp_path / "server.log", env=subprocess_env(), flags=[
+            "--batching-parameters-file", str(batching), "--request-timeout-seconds", "1"])
+    url = f"{launched.rest_url}/v1/models/{MODEL_NAME}:predict"
+    five = {"instances": ["a great film"] * 5}
+    try:
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            first_sent = time.monotonic()
+            waiting = pool.submit(requests.post, url, json=five, timeout=30)
+            time.sleep(0.5)  # it is queued, waiting for 3 more texts to fill its batch
+            started = time.monotonic()
+            refused = requests.post(url, json=five, timeout=30)  # 5 + 5 > 8 texts
+            assert time.monotonic() - started < 0.5  # refused at once, not queued
+            assert refused.status_code == 503, refused.text
+            assert "The batch scheduling queue is full" in refused.json()["error"]
+            grpc_client = GrpcClient(launched.grpc_target, MODEL_NAME)
+            try:
+                with pytest.raises(ServingClientError, match="UNAVAILABLE: The batch scheduling"):
+                    grpc_client.predict(["terrible service"] * 5)
+            finally:
+                grpc_client.close()
+            timed_out = waiting.result(timeout=30)
+            assert timed_out.status_code == 504, timed_out.text
+            assert "no answer from the model within 1 s" in timed_out.json()["error"]
+        # The time-out gave up the answer, not the work: the batch runs when its 3 s are up,
+        # and then the queue is free again and a normal request is answered.
+        time.sleep(max(0.0, first_sent + 3.5 - time.monotonic()))
+        answer = requests.post(url, json={"instances": ["a great film"] * 8}, timeout=30)
+        assert answer.status_code == 200, answer.text
+        assert [row["label"] for row in answer.json()["predictions"]] == ["positive"] * 8
+    finally:
+        launched.stop()
