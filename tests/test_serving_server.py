@@ -74,21 +74,30 @@ class Server:
                              f"{self.launched.log_tail()}")
 
 
+def start_server(model, directory, batch_timeout_micros, max_enqueued_batches, flags=()):
+    """`bertpipe serve` in a process of its own on `model` pushed as version 1, with batches
+    of at most 8 texts on one batch thread."""
+    serving_root = directory / "serving"
+    pusher.push_model(model, str(serving_root), MODEL_NAME)
+    batching = directory / "batching_parameters.txt"
+    batching.write_text(
+        f"max_batch_size {{ value: 8 }}\nbatch_timeout_micros {{ value: {batch_timeout_micros} }}"
+        f"\nnum_batch_threads {{ value: 1 }}\nmax_enqueued_batches {{ value: "
+        f"{max_enqueued_batches} }}\n")
+    return server_process.start(serving_root / MODEL_NAME, directory / "server.log",
+                                env=subprocess_env(),
+                                flags=["--batching-parameters-file", str(batching), *flags])
+
+
 @pytest.fixture(scope="module")
 def server(models, tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("server")
     serving_root = tmp_path / "serving"
-    pusher.push_model(models["good"], str(serving_root), MODEL_NAME)
-    # Batches of at most 8 texts, and a first request waits up to 50 ms for others: requests
-    # sent together share model calls, and a request of more than 8 texts is split.
-    batching = tmp_path / "batching_parameters.txt"
-    batching.write_text("max_batch_size { value: 8 }\nbatch_timeout_micros { value: 50000 }\n"
-                        "num_batch_threads { value: 1 }\nmax_enqueued_batches { value: 100 }\n")
-    launched = server_process.start(
-        serving_root / MODEL_NAME, tmp_path / "server.log", env=subprocess_env(), flags=[
-            "--file-system-poll-wait-seconds", "0.2", "--max-request-texts", str(MAX_TEXTS),
-            "--max-text-bytes", str(MAX_TEXT_BYTES), "--batching-parameters-file",
-            str(batching)])
+    # A first request waits up to 50 ms for others: requests sent together share model calls,
+    # and a request of more than 8 texts is split.
+    launched = start_server(models["good"], tmp_path, 50_000, 100, flags=[
+        "--file-system-poll-wait-seconds", "0.2", "--max-request-texts", str(MAX_TEXTS),
+        "--max-text-bytes", str(MAX_TEXT_BYTES)])
     assert launched.model_name == MODEL_NAME
     yield Server(launched, serving_root / MODEL_NAME)
     output = launched.stop()
@@ -437,14 +446,8 @@ def test_past_its_capacity_the_server_refuses_at_once_times_out_and_recovers(mod
     request that does not fit is refused at once with TF Serving's UNAVAILABLE (HTTP 503, gRPC
     UNAVAILABLE); the waiting one gets DEADLINE_EXCEEDED (HTTP 504) at the server's 1 s request
     timeout; nothing hangs, and the server answers normally right after."""
-    serving_root = tmp_path / "serving"
-    pusher.push_model(models["good"], str(serving_root), MODEL_NAME)
-    batching = tmp_path / "batching_parameters.txt"
-    batching.write_text("max_batch_size { value: 8 }\nbatch_timeout_micros { value: 3000000 }\n"
-                        "num_batch_threads { value: 1 }\nmax_enqueued_batches { value: 1 }\n")
-    launched = server_process.start(
-        serving_root / MODEL_NAME, tmp_path / "server.log", env=subprocess_env(), flags=[
-            "--batching-parameters-file", str(batching), "--request-timeout-seconds", "1"])
+    launched = start_server(models["good"], tmp_path, 3_000_000, 1,
+                            flags=["--request-timeout-seconds", "1"])
     url = f"{launched.rest_url}/v1/models/{MODEL_NAME}:predict"
     five = {"instances": ["a great film"] * 5}
     try:
