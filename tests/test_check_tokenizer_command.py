@@ -4,6 +4,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from test_tokenization import EDGE_CASES
 
 BERTPIPE = os.path.join(os.path.dirname(sys.executable), "bertpipe")
@@ -20,6 +22,7 @@ def test_info_prints_the_packaged_checkpoint_directory():
     assert os.path.isfile(os.path.join(directory, "vocab.txt"))
 
 
+@pytest.mark.slow  # the whole GLUE dev set through the Transform graph: a scale check
 def test_sst2_glue_dev_and_edge_cases_have_no_mismatches(sst2_dir, tmp_path):
     result = bertpipe("check-tokenizer", "--data", str(sst2_dir / "test.tsv"))
     assert result.returncode == 0, result.stderr
