@@ -100,12 +100,14 @@ def test_a_local_directory_is_read_whole(tmp_path):
     from pipeline.local_inputs import prepare_local_run
     (tmp_path / "data").mkdir()
     config = PipelineConfig.from_settings(train_data=str(tmp_path / "data"),
-                                          checkpoint=str(_checkpoint(tmp_path)))
+                                          checkpoint=str(_checkpoint(tmp_path)),
+                                          max_seq_length=32)
     base, input_config, _ = example_gen_inputs(prepare_local_run(config).data)
     assert (base, input_config.splits[0].pattern) == (str(tmp_path / "data"), "*")
 
 
 def _checkpoint(tmp_path):
+    """The tiny checkpoint: 64 position embeddings, so max_seq_length at most 64."""
     from conftest import write_tiny_checkpoint
     return write_tiny_checkpoint(tmp_path / "checkpoint")
 
@@ -115,7 +117,7 @@ def test_local_preparation_reads_label_values_from_a_local_schema(tmp_path):
     from pipeline.local_inputs import prepare_local_run
     config = PipelineConfig.from_settings(
         train_data="x.csv", schema_path=str(REPO_ROOT / "schemas" / "demo.pbtxt"),
-        checkpoint=str(_checkpoint(tmp_path)))
+        checkpoint=str(_checkpoint(tmp_path)), max_seq_length=32)
     assert prepare_local_run(config).data.label_values == ("negative", "positive")
     assert prepare_local_run(config.replace(label_values=["b", "a"])).data.label_values == (
         "b", "a")

@@ -61,6 +61,7 @@ def test_training_stops_early_and_exports_the_best_epochs_weights(trainer_inputs
     assert abs(exported - history["val_loss"][0]) < 2e-5, (exported, history)
 
 
+@pytest.mark.slow  # several tuning trials: run with `make test-all`
 def test_tuner_trials_pick_the_hyperparameters_the_trainer_trains_with(demo_first_run,
                                                                          tmp_path):
     # In a copy of the shared run directory: the data half is reused from the cache.
