@@ -12,6 +12,7 @@ import pathlib
 import shutil
 
 import numpy as np
+import pytest
 import tensorflow as tf
 import tensorflow_transform as tft
 from ml_metadata.proto import metadata_store_pb2
