@@ -32,6 +32,6 @@ setup(
         "jinja2>=3.1",
     ],
     # The default batching and monitoring files of `bertpipe serve` (shared with the container).
-    package_data={"serving": ["deploy/*"], "pipeline": ["report_template.html"]},
+    package_data={"serving": ["deploy/*", "openapi.yaml"], "pipeline": ["report_template.html"]},
     entry_points={"console_scripts": ["bertpipe = pipeline.cli:main"]},
 )

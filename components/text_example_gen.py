@@ -34,6 +34,11 @@ from tfx.utils import proto_utils
 
 # Errors reported per file before the rest are only counted: enough to see the pattern.
 _MAX_ERRORS_PER_FILE = 10
+# Python's csv refuses fields over 128 KiB by default; a contract or a support thread is
+# longer than that. A text is truncated to max_seq_length tokens later, so its length here only
+# costs memory for one row; this bound is far beyond any document and keeps a file without line
+# ends from being read as one endless field.
+MAX_FIELD_CHARACTERS = 64 * 1024 * 1024
 _ERROR_DIR_KEY = "_input_error_dir"
 _ERRORS_TAG = "errors"
 
@@ -57,6 +62,27 @@ def delimiter_for(path: str, data_format: str) -> str:
                          "name the file .csv or .tsv or set the data format (--data-format)")
 
 
+_READ_CHUNK_BYTES = 1 << 20
+
+
+def _raw_lines(handle) -> Iterator[bytes]:
+    """The lines of a binary file, each with its line end, every byte kept.
+
+    Not GFile's own line iteration: TensorFlow's ReadLine drops every carriage return, also one
+    inside a quoted field, which would silently change the text."""
+    pending = b""
+    while True:
+        chunk = handle.read(_READ_CHUNK_BYTES)
+        if not chunk:
+            break
+        pending += chunk
+        *complete, pending = pending.split(b"\n")
+        for line in complete:
+            yield line + b"\n"
+    if pending:
+        yield pending
+
+
 def _decoded_lines(raw_lines, path: str, errors: List[str]) -> Iterator[str]:
     """UTF-8 lines; a line that does not decode is reported and replaced by an empty line."""
     for line_number, raw in enumerate(raw_lines, start=1):
@@ -69,6 +95,18 @@ def _decoded_lines(raw_lines, path: str, errors: List[str]) -> Iterator[str]:
         if line_number == 1:
             line = line.lstrip("\ufeff")  # byte-order mark written by some spreadsheet tools
         yield line
+
+
+def _csv_problem(error: csv.Error, delimiter: str) -> str:
+    """Python's csv error, said in terms of the user's file."""
+    message = str(error)
+    if "new-line character seen in unquoted field" in message:
+        return ("a carriage return (\\r) inside a field; " + (
+            "TSV has no quoting, so a text cannot hold a line break (use a quoted CSV or "
+            "remove it)" if delimiter == "\t" else "quote the field"))
+    if "line contains NUL" in message:
+        return "a NUL byte (0x00): not text; the file may be binary or corrupted"
+    return message
 
 
 def parse_delimited_file(path: str, text_column: Optional[str], label_column: Optional[str],
@@ -88,12 +126,14 @@ def parse_delimited_file(path: str, text_column: Optional[str], label_column: Op
             errors.append(message)
 
     delimiter = delimiter_for(path, data_format)
+    if csv.field_size_limit() < MAX_FIELD_CHARACTERS:  # process-wide: raise it, never lower it
+        csv.field_size_limit(MAX_FIELD_CHARACTERS)
     # TSV (GLUE style) has no quoting: a quote character is part of the text.
     quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
     rows, texts = 0, 0
     with tf.io.gfile.GFile(path, "rb") as handle:
         decode_errors: List[str] = []
-        reader = csv.reader(_decoded_lines(handle, path, decode_errors),
+        reader = csv.reader(_decoded_lines(_raw_lines(handle), path, decode_errors),
                             delimiter=delimiter, quoting=quoting, strict=True)
         try:
             header = next(reader, None)
@@ -135,7 +175,7 @@ def parse_delimited_file(path: str, text_column: Optional[str], label_column: Op
                 texts += bool(text.strip())
                 yield text, label
         except csv.Error as error:
-            report(f"{path} line {reader.line_num}: {error}")
+            report(f"{path} line {reader.line_num}: {_csv_problem(error, delimiter)}")
         for message in decode_errors:
             report(message)
     if not total_errors and rows == 0:

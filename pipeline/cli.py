@@ -72,12 +72,13 @@ def _user_errors():
     from pipeline.runs import RunStoreError
     from preprocessing.checkpoint import CheckpointError
     from serving.client import ServingClientError
+    from serving.contract import InvalidTextError
     from serving.errors import ServeError
     from serving.predict import LabelMismatchError
     from serving.servability import ServingCheckError
     return (ConfigError, CloudConfigError, CloudJobError, InputDataError, DataValidationError,
             CheckpointError, ServingCheckError, ServingClientError, ServeError, RunStoreError,
-            GpuCheckError, ServedBaselineError, LabelMismatchError)
+            GpuCheckError, ServedBaselineError, LabelMismatchError, InvalidTextError)
 
 
 def find_user_error(error: BaseException) -> Optional[BaseException]:

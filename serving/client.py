@@ -19,7 +19,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import requests
 
 from serving.contract import (CLASSES, PREDICTED_LABEL, PROBABILITIES, SERVING_SIGNATURE,
-                              TEXT_INPUT)
+                              TEXT_INPUT, text_bytes)
 from serving.results import label_results
 
 DEFAULT_TIMEOUT_SECONDS = 30.0
@@ -122,7 +122,8 @@ class GrpcClient:
         self._spec(request.model_spec)
         request.model_spec.signature_name = SERVING_SIGNATURE
         request.inputs[TEXT_INPUT].CopyFrom(
-            tf.make_tensor_proto([text.encode("utf-8") for text in texts], dtype=tf.string))
+            tf.make_tensor_proto([text_bytes(text, index) for index, text in enumerate(texts)],
+                                dtype=tf.string))
         response = self._call(self._predictions.Predict, request)
         return {name: tf.make_ndarray(tensor) for name, tensor in response.outputs.items()}
 

@@ -16,6 +16,7 @@ use it without TensorFlow Extended.
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
@@ -48,6 +49,36 @@ MAX_PROBABILITY_DIFFERENCE = 0.02
 
 FLOAT_DTYPES = ("DT_FLOAT", "DT_HALF", "DT_BFLOAT16", "DT_DOUBLE")
 PROBABILITY_SUM_TOLERANCE = 1e-3
+
+
+# ----------------------------------------------------------------------- texts
+
+_SHOWN_TEXT_CHARS = 200  # of a bad text, in an error message
+
+
+class InvalidTextError(ValueError):
+    """A text that is not valid Unicode, so it has no UTF-8 bytes to classify."""
+
+
+def text_bytes(text: str, index: Optional[int] = None) -> bytes:
+    """A text as the UTF-8 bytes the model takes; InvalidTextError naming the bad character.
+
+    A Python str can hold an unpaired UTF-16 surrogate: from a JSON escape such as "\\ud800",
+    or, as U+DC80..U+DCFF, from bytes of a command line that are not UTF-8 (surrogateescape).
+    The REST server, the gRPC client and `bertpipe predict` all refuse those with this message.
+    """
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        char = text[error.start]
+        shown = json.dumps(text)[:_SHOWN_TEXT_CHARS]
+        if 0xDC80 <= ord(char) <= 0xDCFF:  # surrogateescape: an undecodable byte
+            what = f"the byte 0x{ord(char) - 0xDC00:02x}, which is not UTF-8,"
+        else:
+            what = f"an unpaired surrogate {char!r}"
+        which = "the text" if index is None else f"text {index}"
+        raise InvalidTextError(f"{which} {shown} has {what} at character {error.start}; "
+                               "a text must be valid Unicode (UTF-8)") from None
 
 
 # ----------------------------------------------------------------------- version directories

@@ -24,6 +24,12 @@ from serving.model_manager import ModelManager
 from serving.request_limits import RequestLimits, check_signature
 
 _SIGNATURE_DEF_FIELD = "signature_def"  # the one metadata field TF Serving supports
+# gRPC refuses a message beyond its receive limit itself, with RESOURCE_EXHAUSTED, before any
+# handler sees it (TF Serving sets its limit to 2 GiB). The limit here is well above the
+# largest request the request limits allow, so that a request beyond those limits (too many
+# texts, a text too long) still reaches the handler and gets INVALID_ARGUMENT saying which
+# limit; only a message this large is cut off by the transport.
+MIN_GRPC_MESSAGE_BYTES = 64 * 1024 * 1024
 
 
 def _version(model_spec) -> Optional[int]:
@@ -135,7 +141,8 @@ def start_grpc_server(manager: ModelManager, limits: RequestLimits, host: str, p
     """A started gRPC server on host:port (0: a free port); returns it and its port."""
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="grpc"),
-        options=[("grpc.max_receive_message_length", limits.max_body_bytes)])
+        options=[("grpc.max_receive_message_length",
+                  max(limits.max_body_bytes, MIN_GRPC_MESSAGE_BYTES))])
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
         PredictionService(manager, limits, timeout_seconds, metrics), server)
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(manager, metrics),

@@ -157,6 +157,18 @@ class _MetricsHandler(tornado.web.RequestHandler):
         self.finish(self._server.metrics.page())
 
 
+class _OpenApiHandler(tornado.web.RequestHandler):
+    """The REST API's OpenAPI document (serving/openapi.yaml) as JSON."""
+
+    def initialize(self, server: "LocalServer"):
+        self._server = server
+
+    def get(self):
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(rest_api.openapi_document(
+            self._server.options.served_model_name)))
+
+
 class _NotFoundHandler(tornado.web.RequestHandler):
     """Paths outside /v1/: 404 with a JSON body naming the API paths."""
 
@@ -166,7 +178,8 @@ class _NotFoundHandler(tornado.web.RequestHandler):
         self.finish(rest_api.error_json(
             f"{self.request.method} {self.request.path}: not found; the API is under "
             "/v1/models/<name> (status), /v1/models/<name>/metadata and "
-            "/v1/models/<name>[/versions/<version>]:predict"))
+            f"/v1/models/<name>[/versions/<version>]:predict, described at "
+            f"{rest_api.OPENAPI_PATH}"))
 
 
 class LocalServer:
@@ -215,7 +228,8 @@ class LocalServer:
         return self.rest_port, self.grpc_port
 
     def _application(self) -> tornado.web.Application:
-        routes = [(r"(?i)/v1/.*", _V1Handler, {"server": self})]
+        routes = [(r"(?i)/v1/.*", _V1Handler, {"server": self}),
+                  (re.escape(rest_api.OPENAPI_PATH), _OpenApiHandler, {"server": self})]
         if self.metrics_path:
             routes.insert(0, (re.escape(self.metrics_path), _MetricsHandler, {"server": self}))
         return tornado.web.Application(routes, default_handler_class=_NotFoundHandler)

@@ -13,7 +13,7 @@ import tensorflow as tf
 import tensorflow_text  # noqa: F401  (registers the tokenizer ops the graph uses)
 
 from serving.contract import (CLASSES, PREDICTED_LABEL, PROBABILITIES, SERVING_SIGNATURE,
-                              TEXT_INPUT, version_numbers)
+                              TEXT_INPUT, text_bytes, version_numbers)
 from serving.results import label_results
 
 
@@ -29,7 +29,11 @@ def resolve_saved_model_dir(path: str) -> str:
 
 
 def _serve(model, texts: Sequence[str]) -> Dict[str, tf.Tensor]:
-    return model.signatures[SERVING_SIGNATURE](**{TEXT_INPUT: tf.constant(list(texts))})
+    """The serving signature on `texts`; InvalidTextError (as the servers refuse it) for a text
+    that is not valid Unicode."""
+    encoded = [text_bytes(text, index) for index, text in enumerate(texts)]
+    return model.signatures[SERVING_SIGNATURE](**{TEXT_INPUT: tf.constant(encoded,
+                                                                         dtype=tf.string)})
 
 
 def predict(model_dir: str, texts: Sequence[str]) -> List[Dict]:

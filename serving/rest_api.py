@@ -28,17 +28,21 @@ from __future__ import annotations
 
 import base64
 import binascii
+import copy
 import dataclasses
+import functools
 import json
+import os
 import re
 import urllib.parse
 from typing import Any, Dict, List, Optional
 
 import numpy as np
+import yaml
 from google.protobuf import json_format
 from tensorflow_serving.apis import get_model_metadata_pb2, model_pb2
 
-from serving.contract import TEXT_INPUT
+from serving.contract import TEXT_INPUT, InvalidTextError, text_bytes
 from serving.errors import InvalidArgument
 
 # http_rest_api_util.cc: kPredictionApiGegex and kModelStatusApiRegex.
@@ -50,6 +54,8 @@ STATUS_PATH = re.compile(rf"/v1/models(?:/([^/:]+))?{_VERSION_OR_LABEL}(?:/(meta
 INSTANCES, INPUTS, SIGNATURE_NAME = "instances", "inputs", "signature_name"
 PREDICTIONS, OUTPUTS = "predictions", "outputs"
 _B64 = "b64"
+OPENAPI_PATH = "/openapi.json"  # where the server publishes its OpenAPI document
+_OPENAPI_FILE = os.path.join(os.path.dirname(__file__), "openapi.yaml")
 _SHOWN_JSON_CHARS = 200  # of a bad value, in an error message
 
 
@@ -109,14 +115,11 @@ def _text(value: Any) -> bytes:
     """A JSON string or {"b64": ...} as bytes; InvalidArgument naming the JSON type otherwise."""
     if isinstance(value, str):
         try:
-            return value.encode("utf-8")
-        except UnicodeEncodeError as error:  # a lone UTF-16 surrogate escape, e.g. "\ud800"
+            return text_bytes(value)
+        except InvalidTextError as error:
             # TF Serving's JSON parser (RapidJSON) refuses these while parsing, with this text.
-            raise InvalidArgument(
-                f"JSON Parse error: The surrogate pair in string is invalid. (the string "
-                f"{json.dumps(value)[:_SHOWN_JSON_CHARS]} has an unpaired surrogate "
-                f"{value[error.start]!r} at character {error.start}; a text must be valid "
-                "Unicode)") from None
+            raise InvalidArgument(f"JSON Parse error: The surrogate pair in string is invalid. "
+                                  f"({error})") from None
     if _is_b64(value):
         try:
             return base64.b64decode(value[_B64], validate=True)
@@ -255,3 +258,17 @@ def metadata_json(name: str, version: int,
 
 def error_json(message: str) -> str:
     return json.dumps({"error": message}, ensure_ascii=False)
+
+
+@functools.lru_cache(maxsize=1)
+def _openapi_template() -> Dict[str, Any]:
+    with open(_OPENAPI_FILE, encoding="utf-8") as handle:
+        return yaml.safe_load(handle)
+
+
+def openapi_document(model_name: str) -> Dict[str, Any]:
+    """The REST API's OpenAPI document (serving/openapi.yaml), with the served model's name as
+    the example model name, so that generated and copied requests reach the model."""
+    document = copy.deepcopy(_openapi_template())
+    document["components"]["parameters"]["ModelName"]["schema"]["example"] = model_name
+    return document

@@ -106,3 +106,22 @@ def demo_first_run(tiny_bert, tmp_path_factory):
         enable_cache=True)
     local_runner.run(config)
     return config
+
+
+# The bad-input record: tests that feed bad input call bad_input_record(input class, case,
+# outcome). With BERTPIPE_BAD_INPUT_LOG set (scripts/bad_input_table.py sets it), each call
+# appends a JSON line there; docs/RELIABILITY.md's bad-input table is made from those lines.
+BAD_INPUT_LOG_ENV = "BERTPIPE_BAD_INPUT_LOG"
+
+
+@pytest.fixture
+def bad_input_record(request):
+    log_path = os.environ.get(BAD_INPUT_LOG_ENV)
+
+    def record(input_class: str, case: str, outcome: str) -> None:
+        if log_path:
+            with open(log_path, "a", encoding="utf-8") as handle:
+                handle.write(json.dumps({"class": input_class, "case": case, "outcome": outcome,
+                                         "test": request.node.nodeid}) + "\n")
+
+    return record

@@ -20,14 +20,20 @@ import subprocess
 import sys
 import time
 
+import grpc
+import hypothesis
+import numpy as np
 import pytest
 import requests
+import schemathesis
+import tensorflow as tf
 from prometheus_client.parser import text_string_to_metric_families
+from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 from components import pusher
 from conftest import REPO_ROOT
 from pipeline import cli
-from serving import server_options, server_process
+from serving import grpc_service, rest_api, server_options, server_process
 from serving.client import GrpcClient, RestClient, ServingClientError, connect
 from serving.metrics import BATCH_SIZE_METRIC, prometheus_path
 from test_serving_check import save_model_artifact
@@ -199,8 +205,13 @@ def test_row_and_columnar_formats_answer_alike(server):
     bare_columns = post(server, {"inputs": texts, "signature_name": "serving_default"}).json()
     b64 = post(server, {"instances": [{"b64": base64.b64encode(t.encode()).decode()}
                                       for t in texts]}).json()
-    assert named_rows["predictions"] == rows == b64["predictions"]
-    assert bare_columns["outputs"] == columns
+    encoded = [{"b64": base64.b64encode(t.encode()).decode()} for t in texts]
+    named_b64 = post(server, {"instances": [{"text": item} for item in encoded],
+                              "signature_name": ""}).json()
+    columnar_b64 = post(server, {"inputs": {"text": encoded},
+                                 "signature_name": "serving_default"}).json()
+    assert named_rows["predictions"] == rows == b64["predictions"] == named_b64["predictions"]
+    assert bare_columns["outputs"] == columns == columnar_b64["outputs"]
     assert [row["label"] for row in rows] == columns["label"] == ["positive", "negative"]
     assert [row["classes"] for row in rows] == columns["classes"]
     assert [row["probabilities"] for row in rows] == columns["probabilities"]
@@ -287,6 +298,140 @@ def test_a_body_beyond_every_limit_is_refused(server):
         response = None  # tornado answers 400 and closes mid-upload: a refusal as well
     assert response is None or response.status_code == 400
     assert post(server, {"instances": ["films"]}).status_code == 200  # and it keeps serving
+
+
+# ----------------------------------------------------------------------- the API fuzzed
+
+FUZZ_EXAMPLES_PER_OPERATION = 25
+
+
+# The document the server publishes (a test below checks that it is served as such).
+fuzzed_api = schemathesis.openapi.from_dict(rest_api.openapi_document(MODEL_NAME))
+FUZZ_CHECKS = [schemathesis.checks.not_a_server_error,
+               schemathesis.checks.status_code_conformance,
+               schemathesis.checks.content_type_conformance,
+               schemathesis.checks.response_schema_conformance,
+               schemathesis.checks.negative_data_rejection]
+
+
+@fuzzed_api.parametrize()
+@hypothesis.settings(max_examples=FUZZ_EXAMPLES_PER_OPERATION, deadline=None,
+                     suppress_health_check=list(hypothesis.HealthCheck))
+def test_generated_requests_get_a_documented_answer_never_a_server_error(case, server,
+                                                                         bad_input_record):
+    """schemathesis generates requests from the served OpenAPI document, valid ones and
+    invalid ones: every answer is 200 with the documented body or a documented 4xx with
+    {"error": ...}; no 5xx, no hang (a 30 s time-out per request)."""
+    if "model_name" in (case.path_parameters or {}) and case.meta.generation.mode.is_positive:
+        case.path_parameters["model_name"] = MODEL_NAME  # valid requests reach the model
+    response = case.call(base_url=server.rest_url, timeout=30)
+    bad_input_record("REST API (schemathesis)", case.operation.label,
+                     f"{case.meta.generation.mode.value} {response.status_code}")
+    case.validate_response(response, checks=FUZZ_CHECKS)
+
+
+def test_after_the_fuzzing_the_server_still_answers_normally(server):
+    assert server.process.poll() is None
+    answer = post(server, {"instances": list(EXPECTED)})
+    assert answer.status_code == 200, answer.text
+    assert [row["label"] for row in answer.json()["predictions"]] == list(EXPECTED.values())
+
+
+def test_the_server_publishes_its_openapi_document(server):
+    response = requests.get(f"{server.rest_url}/openapi.json", timeout=30)
+    assert response.status_code == 200
+    document = response.json()
+    assert document == rest_api.openapi_document(MODEL_NAME)
+    assert document["components"]["parameters"]["ModelName"]["schema"]["example"] == MODEL_NAME
+    assert "/v1/models/{model_name}:predict" in document["paths"]
+
+
+# ----------------------------------------------------------------------- gRPC, malformed
+
+
+def string_tensor(values, shape=None):
+    return tf.make_tensor_proto(np.array(values, dtype=object), shape=shape)
+
+
+GRPC_MALFORMED = {
+    "no inputs": ({}, r"inputs \[\]: the signature takes exactly one input, 'text'"),
+    "another input name": ({"sentence": string_tensor([b"a"])}, r"inputs \['sentence'\]"),
+    "an extra input": ({"text": string_tensor([b"a"]), "x": string_tensor([b"b"])},
+                       r"inputs \['text', 'x'\]"),
+    "int32 texts": ({"text": tf.make_tensor_proto(np.array([1, 2], dtype=np.int32))},
+                    "input 'text' is int32; expected string"),
+    "float texts": ({"text": tf.make_tensor_proto(np.array([0.5], dtype=np.float32))},
+                    "input 'text' is float32; expected string"),
+    "a scalar": ({"text": string_tensor(b"a")}, r"has shape \[\] and 1 values"),
+    "a matrix": ({"text": string_tensor([[b"a"], [b"b"]])}, r"has shape \[2, 1\]"),
+    "shape and values disagree": ({"text": string_tensor([b"a", b"b"], shape=[3])},
+                                  r"has shape \[3\] and 2 values"),
+    "no texts": ({"text": string_tensor(np.array([], dtype=object))}, "has no texts"),
+    "too many texts": ({"text": string_tensor([b"a"] * (MAX_TEXTS + 1))},
+                       f"{MAX_TEXTS + 1} texts in one request"),
+    "a huge text": ({"text": string_tensor([b"a" * (MAX_TEXT_BYTES * 1000)])},
+                    f"text 0 is {MAX_TEXT_BYTES * 1000} bytes"),
+}
+
+
+@pytest.mark.parametrize("case", GRPC_MALFORMED)
+def test_malformed_grpc_predict_requests_get_invalid_argument(server, case, bad_input_record):
+    inputs, message = GRPC_MALFORMED[case]
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = MODEL_NAME
+    for name, tensor in inputs.items():
+        request.inputs[name].CopyFrom(tensor)
+    with grpc.insecure_channel(server.grpc_target) as channel:
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        with pytest.raises(grpc.RpcError) as raised:
+            stub.Predict(request, timeout=30)
+    bad_input_record("gRPC PredictRequest", case, raised.value.code().name)
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT, raised.value.details()
+    assert re.search(message, raised.value.details()), raised.value.details()
+
+
+def test_a_grpc_message_beyond_the_transport_limit_is_resource_exhausted(server,
+                                                                        bad_input_record):
+    """Past gRPC's receive limit the transport refuses the message (as in TF Serving, whose
+    limit is 2 GiB); it is RESOURCE_EXHAUSTED with gRPC's message, never INTERNAL."""
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = MODEL_NAME
+    request.inputs["text"].CopyFrom(string_tensor([b"a" * (grpc_service.MIN_GRPC_MESSAGE_BYTES
+                                                           + 1)]))
+    with grpc.insecure_channel(server.grpc_target) as channel:
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        with pytest.raises(grpc.RpcError) as raised:
+            stub.Predict(request, timeout=60)
+    bad_input_record("gRPC PredictRequest", "a message past the 64 MiB transport limit",
+                     raised.value.code().name)
+    assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, raised.value.details()
+    assert "larger than max" in raised.value.details()
+    assert post(server, {"instances": ["films"]}).status_code == 200  # and it keeps serving
+
+
+def test_grpc_signature_name_and_output_filter_are_checked(server):
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = MODEL_NAME
+    request.inputs["text"].CopyFrom(string_tensor([b"a great film"]))
+    with grpc.insecure_channel(server.grpc_target) as channel:
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        request.model_spec.signature_name = "serving_default"
+        request.output_filter.append("label")
+        answer = stub.Predict(request, timeout=30)
+        assert list(answer.outputs) == ["label"]
+        assert answer.outputs["label"].string_val == [b"positive"]
+        for field, value, message in (("signature_name", "nope", "not found in signature def"),
+                                      ("output_filter", "logits", "unknown outputs")):
+            bad = predict_pb2.PredictRequest()
+            bad.CopyFrom(request)
+            if field == "signature_name":
+                bad.model_spec.signature_name = value
+            else:
+                bad.output_filter.append(value)
+            with pytest.raises(grpc.RpcError) as raised:
+                stub.Predict(bad, timeout=30)
+            assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert message in raised.value.details()
 
 
 # ----------------------------------------------------------------------- concurrency and versions
@@ -407,6 +552,28 @@ def test_bertpipe_predict_url_errors_are_user_errors(server, capsys):
     assert cli.main(["predict", "--url", "http://127.0.0.1:1", "x"]) == 2
     assert "cannot reach http://127.0.0.1:1/v1/models/text_classifier:predict" in \
         capsys.readouterr().err
+
+
+@pytest.mark.parametrize("where", ["in-process", "rest", "grpc"])
+def test_bertpipe_predict_refuses_a_text_that_is_not_unicode_as_the_server_does(
+        server, models, where, capsys, bad_input_record):
+    """A command-line argument with a byte that is not UTF-8 reaches Python as a lone surrogate
+    (surrogateescape). In-process, over gRPC (refused before sending) and over REST (refused by
+    the server with 400) it is the same user error naming the byte, never a traceback."""
+    target = {"in-process": ["--model", models["good"]],
+              "rest": ["--url", server.rest_url, "--model-name", MODEL_NAME],
+              "grpc": ["--url", f"grpc://{server.grpc_target}", "--model-name", MODEL_NAME]}
+    text = b"caf\xe9 ok".decode("utf-8", "surrogateescape")
+    assert cli.main(["predict", *target[where], "a great film", text]) == 2
+    error = capsys.readouterr().err
+    bad_input_record("bertpipe predict", f"a text with a non-UTF-8 byte ({where})",
+                     error.strip().splitlines()[-1][:60])
+    assert "has the byte 0xe9, which is not UTF-8, at character 3" in error, error
+    if where == "rest":
+        assert "HTTP 400: Failed to process element: 1 of 'instances' list" in error, error
+    else:
+        assert "text 1 " in error, error
+    assert "Traceback" not in error
 
 
 def test_bertpipe_serve_refuses_what_it_cannot_serve(server, models, tmp_path, capsys):
