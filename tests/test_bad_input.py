@@ -51,14 +51,17 @@ CASES = {
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_bad_input_file_fails_in_example_gen_with_file_and_line(case, tmp_path):
+def test_bad_input_file_fails_in_example_gen_with_file_and_line(case, tmp_path,
+                                                                 bad_input_record):
     content, overrides, expected = CASES[case]
     message = run_expecting(InputDataError, csv_config(tmp_path, content, **overrides))
+    bad_input_record("input file, whole pipeline", case, "InputDataError before Transform")
     assert expected in message
     assert "nothing was written" in message
 
 
-def test_label_unknown_to_the_curated_schema_stops_before_transform(sst2_sample, tmp_path):
+def test_label_unknown_to_the_curated_schema_stops_before_transform(sst2_sample, tmp_path,
+                                                                    bad_input_record):
     rows = read_tsv(sst2_sample / "dev.tsv")
     write_tsv(tmp_path / "dev.tsv", rows[:60] + [["a row with a new label ", "neutral"]])
     config = PipelineConfig.from_settings(
@@ -66,6 +69,8 @@ def test_label_unknown_to_the_curated_schema_stops_before_transform(sst2_sample,
         text_column="sentence", schema_path=str(REPO_ROOT / "schemas" / "sst2.pbtxt"),
         output_dir=str(tmp_path / "runs"), train=False)
     message = run_expecting(DataValidationError, config)
+    bad_input_record("input file, whole pipeline", "a label the curated schema lacks",
+                     "DataValidationError before Transform")
     assert ("split 'eval': feature 'label': Unexpected string values: Examples contain values "
             "missing from the schema: neutral") in message
 
@@ -106,7 +111,7 @@ def checkpoint_variant(tmp_path, **config_changes):
     ({"vocab": False}, 32, "has no vocab.txt; expected a Hugging Face BERT-family model"),
 ])
 def test_settings_the_checkpoint_cannot_take_are_refused_before_any_component(
-        tmp_path, capsys, changes, max_seq_length, message):
+        tmp_path, capsys, changes, max_seq_length, message, bad_input_record):
     from pipeline import cli
     checkpoint = checkpoint_variant(tmp_path, **changes)
     status = cli.main(["run", "--train-data", str(REPO_ROOT / "data" / "demo" / "train.csv"),
@@ -116,13 +121,15 @@ def test_settings_the_checkpoint_cannot_take_are_refused_before_any_component(
     assert status == 2
     assert message in error
     assert not (tmp_path / "runs").exists()  # no component ran, nothing was written
+    bad_input_record("bertpipe run settings", message.split(";")[0][:60],
+                     f"exit {status}, no component run")
 
 
 # --- `bertpipe evaluate` on labels that are not the model's classes ---------------------------
 
 
 def test_evaluate_refuses_a_file_whose_labels_are_not_the_models_classes(
-        demo_first_run, sst2_dir, capsys):
+        demo_first_run, sst2_dir, capsys, bad_input_record):
     from pipeline import cli
     model = demo_first_run.resolved().model_dir  # classes 'negative', 'positive'
     data = sst2_dir / "test.tsv"  # labels '0' and '1'
@@ -132,9 +139,11 @@ def test_evaluate_refuses_a_file_whose_labels_are_not_the_models_classes(
     assert (f"error: no label in {data} (column 'label') is a class of the model: the data has "
             "['0', '1'], the model's classes are ['negative', 'positive']") in captured.err
     assert "accuracy" not in captured.out
+    bad_input_record("bertpipe evaluate", "no label of the file is a class", "exit 2")
 
 
-def test_evaluate_warns_about_rows_whose_label_is_not_a_class(demo_first_run, tmp_path, capsys):
+def test_evaluate_warns_about_rows_whose_label_is_not_a_class(demo_first_run, tmp_path, capsys,
+                                                              bad_input_record):
     from pipeline import cli
     rows = (REPO_ROOT / "data" / "demo" / "eval.csv").read_text(encoding="utf-8").splitlines()
     data = tmp_path / "eval.csv"
@@ -146,3 +155,4 @@ def test_evaluate_warns_about_rows_whose_label_is_not_a_class(demo_first_run, tm
     assert (f"warning: 2 of {len(rows) + 1} rows of {data} (column 'label') have a label that "
             "is not a class of the model ('neutral' (2)); they count as wrong") in captured.err
     assert f"{len(rows) + 1} examples, accuracy 0." in captured.out
+    bad_input_record("bertpipe evaluate", "some labels are not classes", "exit 0, warning")

@@ -118,6 +118,7 @@ def test_demo_data_first_run_infers_schema_and_hash_splits(tmp_path):
     assert len(train) + len(evaluation) == 330 and 0.1 < len(evaluation) / 330 < 0.3
 
 
+@pytest.mark.slow  # 100 s: a scale check of the Beam runner's mode, not of our code's behaviour
 def test_data_half_on_two_beam_worker_processes_gives_the_same_examples(sst2_run, tmp_path):
     """Beam's multi_processing mode: ExampleGen, StatisticsGen and Transform run in two worker
     processes, which must load the tensorflow_text ops of the transform graph themselves."""

@@ -254,8 +254,10 @@ def test_row_and_columnar_formats_answer_alike(server):
                                                   f"\\(UTF-8\\); this server takes at most "
                                                   f"{MAX_TEXT_BYTES}"),
 ])
-def test_bad_predict_requests_get_400_with_a_message(server, body, message):
+def test_bad_predict_requests_get_400_with_a_message(server, body, message, bad_input_record):
     response = post(server, body)
+    bad_input_record("REST predict body (hand-written)", message[:60],
+                     str(response.status_code))
     assert response.status_code == 400, response.text
     assert response.headers["Content-Type"] == "application/json"
     assert re.search(message, response.json()["error"]), response.json()
@@ -274,9 +276,10 @@ def test_bad_predict_requests_get_400_with_a_message(server, body, message):
     ("GET", "/v1/models/classifier:predict", 400, "Malformed request: GET"),
     ("GET", "/healthz", 404, "the API is under /v1/models/<name>"),
 ])
-def test_paths_answer_like_tf_serving(server, method, path, status, message):
+def test_paths_answer_like_tf_serving(server, method, path, status, message, bad_input_record):
     response = requests.request(method, server.rest_url + path, json={"instances": ["a"]},
                                 timeout=30)
+    bad_input_record("REST path (hand-written)", f"{method} {path}", str(response.status_code))
     assert response.status_code == status, response.text
     assert re.search(message, response.json()["error"])
 
@@ -567,7 +570,8 @@ def test_bertpipe_predict_refuses_a_text_that_is_not_unicode_as_the_server_does(
     assert cli.main(["predict", *target[where], "a great film", text]) == 2
     error = capsys.readouterr().err
     bad_input_record("bertpipe predict", f"a text with a non-UTF-8 byte ({where})",
-                     error.strip().splitlines()[-1][:60])
+                     "exit 2, the server's HTTP 400" if where == "rest" else
+                     "exit 2, refused before the model")
     assert "has the byte 0xe9, which is not UTF-8, at character 3" in error, error
     if where == "rest":
         assert "HTTP 400: Failed to process element: 1 of 'instances' list" in error, error
