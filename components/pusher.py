@@ -263,11 +263,27 @@ def push_lock(model_dir: str) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+class PushError(RuntimeError):
+    """The serving root could not take the new version (read-only, full, ...); nothing that
+    was served before has changed."""
+
+
 def push_model(model_path: str, serving_root: str, model_name: str) -> Tuple[int, str]:
     """Copies the SavedModel at `model_path` into a new version; returns (version, its dir).
-    Waits for another push of the same model name to finish first (push_lock)."""
-    with push_lock(os.path.join(serving_root, model_name)):
-        return _push_model_locked(model_path, serving_root, model_name)
+    Waits for another push of the same model name to finish first (push_lock). An I/O error
+    (a read-only or full serving root) is a PushError saying so; the served versions are
+    untouched, because the copy goes to a staging directory that is removed on failure."""
+    model_dir = os.path.join(serving_root, model_name)
+    try:
+        with push_lock(model_dir):
+            return _push_model_locked(model_path, serving_root, model_name)
+    except (OSError, tf.errors.OpError) as error:
+        versions = contract.version_numbers(model_dir)
+        raise PushError(
+            f"cannot push {model_path} into {model_dir}: {error}. Nothing served changed: "
+            f"{'versions ' + str(versions) + ' are' if versions else 'no version was'} there "
+            "before and are untouched. Make the serving root writable or free space, then run "
+            "again (completed steps are cached).") from error
 
 
 def _push_model_locked(model_path: str, serving_root: str, model_name: str

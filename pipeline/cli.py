@@ -63,6 +63,7 @@ def _config_from_args(args: argparse.Namespace) -> PipelineConfig:
 
 
 def _user_errors():
+    from components.pusher import PushError
     from components.served_baseline import ServedBaselineError
     from components.text_example_gen import InputDataError
     from components.validation_gate import DataValidationError
@@ -78,7 +79,8 @@ def _user_errors():
     from serving.servability import ServingCheckError
     return (ConfigError, CloudConfigError, CloudJobError, InputDataError, DataValidationError,
             CheckpointError, ServingCheckError, ServingClientError, ServeError, RunStoreError,
-            GpuCheckError, ServedBaselineError, LabelMismatchError, InvalidTextError)
+            GpuCheckError, ServedBaselineError, LabelMismatchError, InvalidTextError,
+            PushError)
 
 
 def find_user_error(error: BaseException) -> Optional[BaseException]:

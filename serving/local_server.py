@@ -202,7 +202,8 @@ class LocalServer:
                                     load=functools.partial(Servable, threads=self.threads),
                                     num_versions=options.num_versions,
                                     poll_seconds=options.file_system_poll_wait_seconds,
-                                    on_batch=self.metrics.batch_size.observe)
+                                    on_batch=self.metrics.batch_size.observe,
+                                    on_load=self.metrics.record_load)
         self.rest_port: Optional[int] = None
         self.grpc_port: Optional[int] = None
         self._grpc_server = None

@@ -7,7 +7,10 @@ Serving's are `:tensorflow:serving:...`), with the same meaning where both have 
 
 - `bertpipe_serving_requests_total{api, endpoint, code}`: answered requests by result;
 - `bertpipe_serving_request_latency_seconds{api, endpoint}`: time to answer;
-- `bertpipe_serving_batch_size`: texts per model call, i.e. how well requests are batched.
+- `bertpipe_serving_batch_size`: texts per model call, i.e. how well requests are batched;
+- `bertpipe_serving_model_loads_total{version, result}`: version loads that succeeded or failed
+  (TF Serving: `:tensorflow:cc:saved_model:load_attempt_count{model_path, status}`), so an alert
+  can fire on a pushed version that does not load while the previous one keeps serving.
 
 Each server has its own registry, so several servers in one process do not clash.
 """
@@ -20,6 +23,7 @@ import prometheus_client
 from serving.tf_serving_protos import MonitoringConfig, parse_text_file
 
 BATCH_SIZE_METRIC = "bertpipe_serving_batch_size"
+MODEL_LOADS_METRIC = "bertpipe_serving_model_loads"
 _BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 # TF Serving's PrometheusExporter::kPrometheusPath, used when a config enables but names none.
 TF_SERVING_PROMETHEUS_PATH = "/monitoring/prometheus/metrics"
@@ -37,6 +41,12 @@ class ServerMetrics:
         self.batch_size = prometheus_client.Histogram(
             BATCH_SIZE_METRIC, "Texts per model call (after request batching).",
             buckets=_BATCH_SIZE_BUCKETS, registry=self.registry)
+        self.model_loads = prometheus_client.Counter(
+            MODEL_LOADS_METRIC, "Model version loads, by version and result (ok/error).",
+            ["version", "result"], registry=self.registry)
+
+    def record_load(self, version: int, succeeded: bool) -> None:
+        self.model_loads.labels(str(version), "ok" if succeeded else "error").inc()
 
     def record(self, api: str, endpoint: str, code: str, seconds: float) -> None:
         self.requests.labels(api, endpoint, code).inc()

@@ -82,12 +82,14 @@ class ModelManager:
                  num_versions: int = 1, poll_seconds: float = 1.0,
                  load: Callable[[str, int, str], Servable] = Servable,
                  on_batch: Optional[Callable[[int], None]] = None,
+                 on_load: Optional[Callable[[int, bool], None]] = None,
                  load_retry_seconds: float = 60.0, max_load_retries: int = 5):
         if num_versions < 1:
             raise ValueError(f"num_versions must be >= 1, not {num_versions}")
         self.name, self.base_path = name, os.path.abspath(base_path)
         self._batching, self._num_versions = batching, num_versions
         self._poll_seconds, self._load, self._on_batch = poll_seconds, load, on_batch
+        self._on_load = on_load or (lambda version, loaded: None)  # (version, succeeded)
         self._load_retry_seconds, self._max_load_retries = load_retry_seconds, max_load_retries
         self._failures: Dict[int, _Failure] = {}  # versions whose last load failed
         self._lock = threading.Lock()
@@ -180,11 +182,13 @@ class ModelManager:
             with self._lock:
                 self._failures[version] = _Failure(directory, attempts, time.monotonic())
                 self._states[version] = (_State.END, str(error))
+            self._on_load(version, False)
             return
         with self._lock:
             self._failures.pop(version, None)
             self._loaded = {**self._loaded, version: entry}
             self._states[version] = (_State.AVAILABLE, "")
+        self._on_load(version, True)
         _LOG.info("serving %s version %d", self.name, version)
 
     # ------------------------------------------------------------------ requests

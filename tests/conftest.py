@@ -108,20 +108,31 @@ def demo_first_run(tiny_bert, tmp_path_factory):
     return config
 
 
-# The bad-input record: tests that feed bad input call bad_input_record(input class, case,
-# outcome). With BERTPIPE_BAD_INPUT_LOG set (scripts/bad_input_table.py sets it), each call
-# appends a JSON line there; docs/RELIABILITY.md's bad-input table is made from those lines.
-BAD_INPUT_LOG_ENV = "BERTPIPE_BAD_INPUT_LOG"
+# The reliability record: tests that feed bad input call bad_input_record(input class, case,
+# outcome); tests that inject a fault call fault_record(fault, how injected, seconds, survived,
+# data lost). With BERTPIPE_RELIABILITY_LOG set (scripts/reliability_tables.py sets it), each
+# call appends a JSON line there; docs/RELIABILITY.md's tables are made from those lines.
+RELIABILITY_LOG_ENV = "BERTPIPE_RELIABILITY_LOG"
+
+
+def _reliability_recorder(request, table: str, fields):
+    log_path = os.environ.get(RELIABILITY_LOG_ENV)
+
+    def record(*values, **named) -> None:
+        if log_path:
+            entry = dict(zip(fields, values), **named, table=table, test=request.node.nodeid)
+            with open(log_path, "a", encoding="utf-8") as handle:
+                handle.write(json.dumps(entry) + "\n")
+
+    return record
 
 
 @pytest.fixture
 def bad_input_record(request):
-    log_path = os.environ.get(BAD_INPUT_LOG_ENV)
+    return _reliability_recorder(request, "bad input", ("class", "case", "outcome"))
 
-    def record(input_class: str, case: str, outcome: str) -> None:
-        if log_path:
-            with open(log_path, "a", encoding="utf-8") as handle:
-                handle.write(json.dumps({"class": input_class, "case": case, "outcome": outcome,
-                                         "test": request.node.nodeid}) + "\n")
 
-    return record
+@pytest.fixture
+def fault_record(request):
+    return _reliability_recorder(request, "faults",
+                                 ("fault", "how", "seconds", "survived", "data_lost"))

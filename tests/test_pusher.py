@@ -182,8 +182,9 @@ def test_failed_copy_leaves_no_version(tmp_path, model_uri):
     assert children(serving_root) == []
 
     # The copy into the serving root itself, failing after saved_model.pb has been copied.
-    with pytest.raises(tf.errors.NotFoundError, match="dangling"):
+    with pytest.raises(pusher.PushError, match="dangling") as failure:
         pusher.push_model(str(broken_uri / "Format-Serving"), str(serving_root), MODEL_NAME)
+    assert isinstance(failure.value.__cause__, tf.errors.NotFoundError)
     assert children(serving_root / MODEL_NAME) == []  # no version, no temporary directory
 
     assert push(tmp_path, serving_root, model_uri).get_string_custom_property(
@@ -224,6 +225,70 @@ def test_crash_mid_copy_leaves_no_version_and_next_push_cleans_up(tmp_path, mode
     pushed_model = push(tmp_path, serving_root, model_uri)
     assert pushed_model.get_string_custom_property("pushed_version") == "1"
     assert children(serving_root / MODEL_NAME) == ["1"]  # the stale directory is gone
+
+
+PUSH_IN_A_SUBPROCESS = textwrap.dedent("""
+    import resource, signal, sys
+    from components import pusher
+    if sys.argv[4] != "0":  # stand-in for a full disk: a write past N bytes fails (EFBIG)
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[4]), int(sys.argv[4])))
+    try:
+        pusher.push_model(sys.argv[1], sys.argv[2], sys.argv[3])
+    except pusher.PushError as error:
+        print(error)
+        sys.exit(3)
+    """)
+
+
+def version_files(model_dir):
+    return {os.path.relpath(os.path.join(root, name), model_dir): os.path.getsize(
+        os.path.join(root, name)) for root, _, names in os.walk(model_dir) for name in names
+        if name != pusher.LOCK_FILE_NAME}
+
+
+@pytest.mark.parametrize("fault", ["read-only", "full"])
+def test_a_read_only_or_full_serving_root_is_a_clear_error_and_version_1_is_untouched(
+        tmp_path, model_uri, other_model_uri, fault, fault_record):
+    """The push of version 2 meets a serving root that cannot take it. Read-only: the push runs
+    as root without the capability to override file modes (setpriv), in a model directory of
+    mode 0555. Full: a file-size limit (RLIMIT_FSIZE) stands in for a full disk; the copy's
+    write fails part way through a file, as with ENOSPC. Either way: exit with a PushError
+    naming the directory and the cause, version 1 byte for byte as before, no staging
+    directory left behind."""
+    serving_root = tmp_path / "serving"
+    pusher.push_model(os.path.join(model_uri, "Format-Serving"), str(serving_root), MODEL_NAME)
+    model_dir = serving_root / MODEL_NAME
+    before = version_files(model_dir)
+    command = [sys.executable, "-c", PUSH_IN_A_SUBPROCESS,
+               os.path.join(other_model_uri, "Format-Serving"), str(serving_root), MODEL_NAME,
+               "1000" if fault == "full" else "0"]
+    if fault == "read-only":
+        os.chmod(model_dir, 0o555)
+        command = ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--", *command]
+    started = time.monotonic()
+    try:
+        result = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True,
+                                timeout=120)
+    finally:
+        os.chmod(model_dir, 0o755)
+    fault_record(f"serving root {fault} during a push",
+                 "setpriv without CAP_DAC_OVERRIDE, directory 0555" if fault == "read-only"
+                 else "RLIMIT_FSIZE 1000 bytes (a write fails mid-file)",
+                 time.monotonic() - started, survived=result.returncode == 3,
+                 data_lost="none" if version_files(model_dir) == before else "version 1 changed")
+    assert result.returncode == 3, result.stderr[-3000:]
+    message = result.stdout
+    assert f"cannot push {os.path.join(other_model_uri, 'Format-Serving')} into {model_dir}" \
+        in message
+    assert ("Permission denied" if fault == "read-only" else "File too large") in message, \
+        message
+    assert "Nothing served changed: versions [1] are there before and are untouched" in message
+    assert version_files(model_dir) == before  # version 1 unchanged, nothing else left
+    assert children(model_dir) == ["1"]
+    # Once the serving root is fixed, the push goes through as version 2.
+    assert pusher.push_model(os.path.join(other_model_uri, "Format-Serving"),
+                             str(serving_root), MODEL_NAME)[0] == 2
 
 
 def test_models_config_lists_every_model_and_keeps_existing_entries(tmp_path, model_uri):

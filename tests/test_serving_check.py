@@ -44,7 +44,7 @@ class ToyClassifier(tf.Module):
         self._wordpiece = tf_text.WordpieceTokenizer(
             self._vocab_table, token_out_type=tf.int64, unknown_token="[UNK]")
         self._trimmer = tf_text.RoundRobinTrimmer(max_seq_length=8)
-        self._token_logits = tf.constant(TOKEN_LOGITS)
+        self._token_logits = tf.Variable(TOKEN_LOGITS)  # weights, as a trained model has
         self._class_names = tf.constant(CLASS_NAMES)
 
     def classify(self, texts):

@@ -11,14 +11,18 @@ Tests that push versions only ever add a version and then look at the newest one
 module's tests pass in any order.
 """
 import base64
+import collections
 import concurrent.futures
 import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
+import threading
 import time
+import urllib.parse
 
 import grpc
 import hypothesis
@@ -497,6 +501,32 @@ def test_a_version_that_cannot_load_is_reported_and_the_old_one_keeps_serving(se
     check_known_labels(RestClient(server.rest_url, MODEL_NAME).predict(["films"]), ["films"])
 
 
+def test_a_corrupted_version_is_reported_in_status_and_metrics_and_the_old_one_keeps_serving(
+        server, models, tmp_path, fault_record):
+    """A version whose variables file is truncated (a disk fault, a bad copy after the push)
+    appears complete: it fails to load, its status says why, the load-failure metric counts
+    it, and the version before it keeps answering."""
+    started = time.monotonic()
+    serving = server.serving_version()
+    corrupted = tmp_path / "corrupted"
+    shutil.copytree(models["good"], corrupted)
+    [data_file] = (corrupted / "variables").glob("variables.data-*")
+    data_file.write_bytes(data_file.read_bytes()[:16])  # a copy cut short
+    version = max(int(name) for name in os.listdir(server.model_root) if name.isdigit()) + 1
+    os.rename(corrupted, server.model_root / str(version))  # appears whole, at once
+    status = server.wait_for_status(version, "END")
+    assert status["status"]["error_message"], status
+    assert metrics(server)[("bertpipe_serving_model_loads_total",
+                            (("result", "error"), ("version", str(version))))] >= 1
+    assert server.serving_version() == serving
+    check_known_labels(RestClient(server.rest_url, MODEL_NAME).predict(["films"]), ["films"])
+    fault_record("a pushed version with a truncated variables file",
+                 "variables.data cut to its first 16 bytes, the version renamed into place",
+                 time.monotonic() - started, survived=True,
+                 data_lost=f"none: version {serving} kept serving; the status shows version "
+                           f"{version} END with the load error")
+
+
 def test_a_version_seen_half_copied_is_loaded_once_the_copy_is_complete(server, models):
     """`cp -r`, TFX's stock Pusher and object-store pushes write a version in place, so the
     server can see it half-written; it must try again when the directory changes."""
@@ -647,4 +677,104 @@ def test_past_its_capacity_the_server_refuses_at_once_times_out_and_recovers(mod
         assert answer.status_code == 200, answer.text
         assert [row["label"] for row in answer.json()["predictions"]] == ["positive"] * 8
     finally:
+        launched.stop()
+
+
+# ------------------------------------------------------------------ overload (make chaos)
+
+OVERLOAD_SECONDS, OVERLOAD_FACTOR = 30, 2.0
+CLIENT_DEADLINE_SECONDS = 10.0  # a request not answered by then counts as hung
+ACCEPTED_P99_BOUND_SECONDS = 3.0  # the server's request timeout (2 s) + queueing and transport
+RSS_GROWTH_BOUND_MB = 300
+
+
+def rss_mb(pid):
+    with open(f"/proc/{pid}/status", encoding="ascii") as handle:
+        return next(int(line.split()[1]) for line in handle if line.startswith("VmRSS")) / 1024
+
+
+@pytest.mark.slow
+def test_at_twice_its_capacity_for_30_s_every_request_is_answered_in_time(models, tmp_path,
+                                                                          fault_record):
+    """Open-loop load at twice the rate the server sustains (measured first, closed loop), for
+    30 s, from at most 64 client threads: every request is answered (200, or TF Serving's
+    UNAVAILABLE 503 / DEADLINE_EXCEEDED 504) within the client's 10 s deadline, the p99 of
+    the accepted ones stays under 3 s, the server's memory grows by less than 300 MB, and it
+    answers normally right after. Slow senders (headers sent a byte a second) hold
+    connections meanwhile without slowing anyone else."""
+    launched = start_server(models["good"], tmp_path, 5_000, 4,
+                            flags=["--request-timeout-seconds", "2"])
+    url = f"{launched.rest_url}/v1/models/{MODEL_NAME}:predict"
+    body = {"instances": ["a great film", "terrible service"]}
+    session_local = threading.local()
+
+    def call():
+        session = getattr(session_local, "session", None) or requests.Session()
+        session_local.session = session
+        sent = time.monotonic()
+        try:
+            status = session.post(url, json=body, timeout=CLIENT_DEADLINE_SECONDS).status_code
+        except requests.RequestException as error:
+            status = f"client error: {type(error).__name__}"
+        return status, time.monotonic() - sent
+
+    slow_senders = []
+    try:
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:  # capacity, closed loop
+            started, answered = time.monotonic(), 0
+            while time.monotonic() - started < 5:
+                answered += sum(status == 200 for status, _ in pool.map(
+                    lambda _: call(), range(16)))
+            capacity = answered / (time.monotonic() - started)
+        rate = OVERLOAD_FACTOR * capacity
+        for _ in range(20):  # slowloris: connections that never finish their headers
+            host, port = urllib.parse.urlsplit(launched.rest_url)[1].rsplit(":", 1)
+            sock = socket.create_connection((host, int(port)))
+            sock.sendall(b"POST /v1/models/classifier:predict HTTP/1.1\r\nHost: x\r\n")
+            slow_senders.append(sock)
+        baseline_rss = rss_mb(launched.process.pid)
+        peak_rss = baseline_rss
+        results, futures_sent = [], []
+        with concurrent.futures.ThreadPoolExecutor(64) as pool:
+            started = last_byte = time.monotonic()
+            sent = 0
+            while time.monotonic() - started < OVERLOAD_SECONDS:
+                due = int((time.monotonic() - started) * rate)
+                for _ in range(due - sent):
+                    futures_sent.append(pool.submit(call))
+                sent = max(sent, due)
+                peak_rss = max(peak_rss, rss_mb(launched.process.pid))
+                if time.monotonic() - last_byte >= 1:  # one more header byte a second
+                    last_byte = time.monotonic()
+                    for sock in slow_senders:
+                        sock.sendall(b"X")
+                time.sleep(0.01)
+            for future in futures_sent:
+                results.append(future.result(timeout=CLIENT_DEADLINE_SECONDS * 8))
+                peak_rss = max(peak_rss, rss_mb(launched.process.pid))
+        elapsed = time.monotonic() - started
+        statuses = collections.Counter(status for status, _ in results)
+        accepted = sorted(seconds for status, seconds in results if status == 200)
+        p99 = accepted[int(0.99 * (len(accepted) - 1))] if accepted else float("inf")
+        slowest = max(seconds for _, seconds in results)
+        after = requests.post(url, json=body, timeout=30)
+        survived = (set(statuses) <= {200, 503, 504} and slowest < CLIENT_DEADLINE_SECONDS
+                    and p99 < ACCEPTED_P99_BOUND_SECONDS and after.status_code == 200)
+        fault_record(
+            f"overload: {OVERLOAD_FACTOR:g}x capacity for {OVERLOAD_SECONDS} s",
+            f"open loop at {rate:.0f} requests/s (capacity {capacity:.0f}/s, 2 texts each) "
+            f"from 64 threads, 20 slow senders; answers {dict(statuses)}, p99 accepted "
+            f"{p99 * 1000:.0f} ms, slowest {slowest:.1f} s, RSS {baseline_rss:.0f} -> "
+            f"{peak_rss:.0f} MB", elapsed, survived=survived,
+            data_lost="none: every request answered; refused ones told to retry (503/504)")
+        assert set(statuses) <= {200, 503, 504}, statuses
+        assert statuses[200] > 0 and statuses[503] + statuses[504] > 0, statuses  # overloaded
+        assert slowest < CLIENT_DEADLINE_SECONDS
+        assert p99 < ACCEPTED_P99_BOUND_SECONDS, p99
+        assert peak_rss - baseline_rss < RSS_GROWTH_BOUND_MB, (baseline_rss, peak_rss)
+        assert after.status_code == 200
+        assert [row["label"] for row in after.json()["predictions"]] == ["positive", "negative"]
+    finally:
+        for sock in slow_senders:
+            sock.close()
         launched.stop()
