@@ -217,7 +217,7 @@ def run_text_example_gen(path: str, output_dir: str):
     return rows
 
 
-EXECUTOR_EXAMPLES = 12
+EXECUTOR_EXAMPLES = 8
 
 
 @hypothesis.settings(max_examples=EXECUTOR_EXAMPLES, deadline=None,

@@ -32,6 +32,7 @@ def signature_names(saved_model_dir):
     return set(meta_graph.signature_def) - {"__saved_model_init_op"}
 
 
+@pytest.mark.slow  # 80 s: a scale check (strategy selection is tested in test_distribution)
 def test_mirrored_strategy_trains_on_two_logical_cpus_and_exports(trainer_inputs, tmp_path):
     config = trainer_inputs.train_config(tmp_path / "out", distribution="mirrored")
     fn_args = trainer_inputs.fn_args_spec(config, tmp_path / "run")
