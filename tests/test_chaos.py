@@ -106,7 +106,10 @@ def completed_executions_without_outputs(mlmd):
 
 
 def examples_used(mlmd):
-    """The serialized tf.Examples of the newest LIVE ExampleGen artifact, per split."""
+    """The (text, label) of every tf.Example of the newest LIVE ExampleGen artifact, per split.
+
+    Parsed, not compared as bytes: the order of a tf.Example's feature map in its serialized
+    form is not fixed, so equal examples can serialize differently."""
     artifacts = [artifact for artifact in mlmd.get_artifacts()
                  if "/TextExampleGen/examples/" in artifact.uri
                  and artifact.state == metadata_store_pb2.Artifact.LIVE]
@@ -115,7 +118,9 @@ def examples_used(mlmd):
     for path in glob.glob(os.path.join(newest.uri, "Split-*", "*.gz")):
         split = os.path.basename(os.path.dirname(path))
         for record in tf.data.TFRecordDataset(path, compression_type="GZIP"):
-            records[split][record.numpy()] += 1
+            feature = tf.train.Example.FromString(record.numpy()).features.feature
+            records[split][tuple((name, tuple(feature[name].bytes_list.value))
+                                 for name in sorted(feature))] += 1
     return dict(records)
 
 
