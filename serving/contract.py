@@ -53,7 +53,7 @@ PROBABILITY_SUM_TOLERANCE = 1e-3
 
 # ----------------------------------------------------------------------- texts
 
-_SHOWN_TEXT_CHARS = 200  # of a bad text, in an error message
+SHOWN_TEXT_CHARS = 200  # of a bad text or JSON value, in an error message
 
 
 class InvalidTextError(ValueError):
@@ -71,7 +71,7 @@ def text_bytes(text: str, index: Optional[int] = None) -> bytes:
         return text.encode("utf-8")
     except UnicodeEncodeError as error:
         char = text[error.start]
-        shown = json.dumps(text)[:_SHOWN_TEXT_CHARS]
+        shown = json.dumps(text)[:SHOWN_TEXT_CHARS]
         if 0xDC80 <= ord(char) <= 0xDCFF:  # surrogateescape: an undecodable byte
             what = f"the byte 0x{ord(char) - 0xDC00:02x}, which is not UTF-8,"
         else:

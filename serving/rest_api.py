@@ -42,7 +42,7 @@ import yaml
 from google.protobuf import json_format
 from tensorflow_serving.apis import get_model_metadata_pb2, model_pb2
 
-from serving.contract import TEXT_INPUT, InvalidTextError, text_bytes
+from serving.contract import SHOWN_TEXT_CHARS, TEXT_INPUT, InvalidTextError, text_bytes
 from serving.errors import InvalidArgument
 
 # http_rest_api_util.cc: kPredictionApiGegex and kModelStatusApiRegex.
@@ -56,7 +56,6 @@ PREDICTIONS, OUTPUTS = "predictions", "outputs"
 _B64 = "b64"
 OPENAPI_PATH = "/openapi.json"  # where the server publishes its OpenAPI document
 _OPENAPI_FILE = os.path.join(os.path.dirname(__file__), "openapi.yaml")
-_SHOWN_JSON_CHARS = 200  # of a bad value, in an error message
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,7 +94,7 @@ class PredictRequest:
 
 def _shown(value: Any) -> str:
     text = json.dumps(value, ensure_ascii=False)
-    return text if len(text) <= _SHOWN_JSON_CHARS else text[:_SHOWN_JSON_CHARS] + "..."
+    return text if len(text) <= SHOWN_TEXT_CHARS else text[:SHOWN_TEXT_CHARS] + "..."
 
 
 def _json_type(value: Any) -> str:

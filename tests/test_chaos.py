@@ -37,8 +37,8 @@ from pipeline.config import METADATA_FILE, PIPELINE_ROOT_DIR, PipelineConfig
 from serving.contract import version_numbers
 from trainer_harness import subprocess_env
 
-PIPELINE_NAME = PipelineConfig.from_settings(train_data="x.csv").runtime.pipeline_name
-MODEL_NAME = PipelineConfig.from_settings(train_data="x.csv").serving.model_name
+_DEFAULTS = PipelineConfig.from_settings(train_data="x.csv")
+PIPELINE_NAME, MODEL_NAME = _DEFAULTS.runtime.pipeline_name, _DEFAULTS.serving.model_name
 # Component id -> the output whose directory TFX's launcher creates right before the executor.
 KILL_POINTS = {"TextExampleGen": "examples", "Transform": "transform_graph",
                "Trainer": "model", "Evaluator": "evaluation", "ServingPusher": "pushed_model"}
