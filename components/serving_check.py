@@ -1,7 +1,7 @@
 """ServingCheck: blesses (InfraBlessing) only a model that stock TensorFlow Serving can serve.
 
 The check itself is serving/servability.py (ops against TF Serving's allow-list, the signature
-contract, sample calls, each in a clean process); this module makes it a pipeline component.
+contract, sample calls, in a clean process); this module makes it a pipeline component.
 A model that passes gets an InfraBlessing marked as TFX's InfraValidator marks it (custom
 property `blessed` = 1 and an INFRA_BLESSED file), which the standard Pusher takes as
 `infra_blessing`, plus the check's JSON report in the blessing's directory. A model that fails

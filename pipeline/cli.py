@@ -12,9 +12,9 @@ import logging
 import os
 import sys
 import typing
-import warnings
 from typing import List, Optional, Tuple
 
+from pipeline import console
 from pipeline.config import (SECTIONS, ConfigError, DataConfig, ModelConfig, PipelineConfig,
                              ServingConfig, flag_of)
 
@@ -392,16 +392,23 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--output", default=None,
                         help="the HTML file to write (default: <run-dir>/report.html)")
     report.set_defaults(handler=command_report)
+
+    verbose_help = ("show every library's log (TensorFlow, TFX, Beam, transformers); by "
+                    "default only warnings that matter and one line per pipeline component")
+    parser.add_argument("--verbose", action="store_true", help=verbose_help)
+    for command in commands.choices.values():  # also after the command: bertpipe run --verbose
+        command.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS,
+                             help=verbose_help)
     return parser
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    # TensorFlow's C++ start-up chatter and Google client deprecation notices bury the output.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    warnings.filterwarnings("ignore", category=FutureWarning)
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if os.environ.get("BERTPIPE_VERBOSE") else
-                        logging.WARNING)
+    # Before anything imports TensorFlow: the console settings include environment variables
+    # read at import, and TensorFlow then loads Keras 2 (what transformers' TF models need)
+    # instead of Keras 3 as well (5 s of every command's start-up).
+    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    console.configure(verbose=args.verbose or bool(os.environ.get("BERTPIPE_VERBOSE")))
     try:
         return args.handler(args)
     except Exception as error:  # pylint: disable=broad-except

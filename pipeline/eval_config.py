@@ -47,7 +47,11 @@ def make_eval_config(evaluation: EvaluationConfig, label_values: Sequence[str] =
             metrics=[tfma.MetricConfig(class_name=name) for name in (
                 "Precision", "Recall", "F1Score", "AUC", "Calibration", "CalibrationPlot")]))
     return tfma.EvalConfig(
+        # model_type given: without it TFMA first tries to load the export as a whole Keras
+        # model (seconds of tracing per model load) only to learn that it is a generic
+        # SavedModel called through its signatures.
         model_specs=[tfma.ModelSpec(
+            model_type=tfma.TF_GENERIC,
             signature_name=EXAMPLES_SIGNATURE, label_key=LABEL, prediction_key=PROBABILITIES,
             preprocessing_function_names=[EVAL_FEATURES_SIGNATURE])],
         slicing_specs=[tfma.SlicingSpec(), tfma.SlicingSpec(feature_keys=[LENGTH_BUCKET])],

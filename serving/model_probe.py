@@ -5,11 +5,12 @@ serving check (serving/servability.py), in a fresh interpreter, so that nothing 
 imported (TFX, TF Transform, transformers, tensorflow_text) can register an op the model server
 lacks or hide a loading problem:
 
-- `list_ops`: imports TensorFlow only and lists every op type of the SavedModel (graph nodes and
-  every library function body) and those core TensorFlow does not register;
-- `call_signature`: imports TensorFlow and tensorflow_text only (TF Serving links TF Text's ops),
-  loads the model as the model server does (TF1 loader, tag "serve", SignatureDef tensors) and
-  calls `serving_default` on the request's batches of texts;
+- `check`: first, with TensorFlow alone imported, lists every op type of the SavedModel (graph
+  nodes and every library function body) and those core TensorFlow does not register; then
+  imports tensorflow_text (TF Serving links TF Text's ops), loads the model as the model server
+  does (TF1 loader, tag "serve", SignatureDef tensors) and calls `serving_default` on the
+  request's batches of texts. One process for both: TensorFlow's import is most of a probe's
+  time, and the op list is taken before anything but TensorFlow is imported;
 - `compare_precision`: imports TensorFlow and tensorflow_text only, loads the model (TF2
   loader) and runs the request's serialized tf.Examples through `serving_examples` (the served
   precision) and through the model's float32 reference function (serving/contract.py), returning
@@ -155,21 +156,25 @@ def compare_precision(saved_model_dir: str, example_files: List[str], max_exampl
     return {"served": served, "reference": reference}
 
 
+def _imported(names) -> List[str]:
+    return [name for name in names if name in sys.modules]
+
+
 def main(argv: List[str]) -> None:
     mode, saved_model_dir, request_path, result_path = argv
     with open(request_path, encoding="utf-8") as handle:
         request = json.load(handle)
-    if mode == "list_ops":
-        result = list_ops(saved_model_dir)
-        not_imported = NOT_IMPORTED + ("tensorflow_text",)
+    if mode == "check":
+        ops = list_ops(saved_model_dir)
+        unexpected = _imported(NOT_IMPORTED + ("tensorflow_text",))
+        result = {**call_signature(saved_model_dir, request["batches"]), **ops}
     elif mode == "compare_precision":
         result = compare_precision(saved_model_dir, request["example_files"],
                                    request["max_examples"])
-        not_imported = NOT_IMPORTED
+        unexpected = []
     else:
-        result = call_signature(saved_model_dir, request["batches"])
-        not_imported = NOT_IMPORTED
-    result["unexpected_imports"] = [name for name in not_imported if name in sys.modules]
+        raise SystemExit(f"unknown probe mode {mode!r}: 'check' or 'compare_precision'")
+    result["unexpected_imports"] = sorted(set(unexpected) | set(_imported(NOT_IMPORTED)))
     with open(result_path, "w", encoding="utf-8") as handle:
         json.dump(result, handle)
 

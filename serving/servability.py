@@ -1,7 +1,7 @@
 """Can stock TensorFlow Serving load and call this SavedModel? The check the ServingCheck runs.
 
-`check_saved_model(saved_model_dir, texts)` runs serving/model_probe.py twice, each time in a
-fresh Python process, and checks what it saw:
+`check_saved_model(saved_model_dir, texts)` runs serving/model_probe.py in a fresh Python
+process and checks what it saw:
 
 1. Ops: every op the model uses that core TensorFlow does not register must be one TF Serving
    TF_SERVING_RELEASE links in (serving/tf_serving_ops.py), or the model server would fail
@@ -177,31 +177,30 @@ def check_saved_model(saved_model_dir: str, texts: Sequence[str] = DEFAULT_EXAMP
         raise ServingCheckError(f"The serving check found nothing to check: {problem}; a Model "
                                 "artifact keeps its serving export in <uri>/Format-Serving.",
                                 problems=[problem])
-    ops = run_probe("list_ops", saved_model_dir)
-    called = run_probe("call_signature", saved_model_dir, {"batches": [texts, texts[:1]]})
-    problems = unsupported_op_problems(ops["non_core_ops"], allowed_custom_ops)
-    if "load_error" in called:
+    probe = run_probe("check", saved_model_dir, {"batches": [texts, texts[:1]]})
+    problems = unsupported_op_problems(probe["non_core_ops"], allowed_custom_ops)
+    if "load_error" in probe:
         problems.append(f"loading the SavedModel (tag {contract.SERVE_TAG!r}) failed: "
-                        f"{called['load_error']}")
+                        f"{probe['load_error']}")
     else:
-        problems += contract.signature_problems(called.get("signature"),
-                                                called.get("signature_keys", ()))
-    calls = called.get("calls", [])
+        problems += contract.signature_problems(probe.get("signature"),
+                                                probe.get("signature_keys", ()))
+    calls = probe.get("calls", [])
     for call in calls:  # all texts in one batch, then a batch of one: report the first failure
         call_problems = _call_problems(call)
         if call_problems:
             problems += call_problems
             break
-    signature = called.get("signature", {})
+    signature = probe.get("signature", {})
     report = {
         "saved_model_dir": saved_model_dir,
         "tf_serving_release": TF_SERVING_RELEASE,
         "allow_list_source": ALLOW_LIST_SOURCE,
-        "tensorflow_version": ops["tensorflow_version"],
-        "tensorflow_text_version": called.get("tensorflow_text_version"),
-        "ops": ops["ops"],
-        "non_core_ops": ops["non_core_ops"],
-        "unsupported_ops": sorted(set(ops["non_core_ops"]) - set(allowed_custom_ops)),
+        "tensorflow_version": probe["tensorflow_version"],
+        "tensorflow_text_version": probe.get("tensorflow_text_version"),
+        "ops": probe["ops"],
+        "non_core_ops": probe["non_core_ops"],
+        "unsupported_ops": sorted(set(probe["non_core_ops"]) - set(allowed_custom_ops)),
         "signature": signature,
         "sample_predictions": (_sample_predictions(calls[0])
                                if calls and not problems else []),

@@ -19,21 +19,22 @@ from ml_metadata.proto import metadata_store_pb2
 
 import trainer_harness
 from pipeline import local_runner, report, runs
-from trainer import input_pipeline
+from trainer import input_pipeline, model
 from trainer.model import INPUT_NAMES
 
 
 def validation_loss(saved_model_dir, trainer_inputs, fraction):
-    """Mean cross-entropy of the exported classifier on the held-out validation part."""
-    loaded = tf.saved_model.load(saved_model_dir)
+    """Mean cross-entropy of the exported classifier on the held-out validation part: its
+    weights read the way a warm start reads them, into a classifier of the same shape."""
+    classifier = model.build_classifier(trainer_inputs.checkpoint, num_labels=2)
+    model.warm_start(classifier, saved_model_dir)
     feature_spec = tft.TFTransformOutput(
         trainer_inputs.transform_output).transformed_feature_spec()
     losses = []
     for features, labels in input_pipeline.make_dataset(
             trainer_inputs.train_files, feature_spec, 64, 32, training=False,
             part=input_pipeline.VALIDATION_PART, validation_fraction=fraction):
-        # The restored Keras model takes its inputs as a list, in its input order.
-        logits = loaded.classifier([features[name] for name in INPUT_NAMES], False)
+        logits = classifier({name: features[name] for name in INPUT_NAMES}, training=False)
         losses.append(tf.keras.losses.sparse_categorical_crossentropy(
             labels, logits, from_logits=True).numpy())
     return float(np.mean(np.concatenate(losses)))

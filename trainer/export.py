@@ -46,6 +46,7 @@ from typing import Dict, List, Optional, Sequence
 import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras as keras
+from tf_keras.src.saving.legacy.saved_model.utils import keras_option_scope
 
 from preprocessing.features import (INPUT_IDS, INPUT_MASK, INPUT_TYPE_IDS, LABEL,
                                     LABEL_VOCABULARY, LENGTH_BUCKET)
@@ -141,7 +142,8 @@ class ServingModule(tf.Module):
             reference = _encoder_function(self.classifier, xla=False)
             setattr(self, FLOAT32_REFERENCE_FUNCTION, tf.function(
                 lambda examples: self._example_probabilities(examples, reference),
-                input_signature=[tf.TensorSpec([None], tf.string, name="examples")]))
+                input_signature=[tf.TensorSpec([None], tf.string, name="examples")],
+                autograph=False))
 
     def _raw_text(self, text: tf.Tensor):
         """Shapes a [batch] string tensor the way the raw schema declares the text feature."""
@@ -201,16 +203,19 @@ class ServingModule(tf.Module):
             CLASSES: tf.tile(self._label_names[tf.newaxis, :], [batch, 1]),
         }
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=TEXT_INPUT)])
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=TEXT_INPUT)],
+                 autograph=False)
     def serve_text(self, text):
         return self._predict(dense_strings(self._raw_text(text)))
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")],
+                 autograph=False)
     def serve_examples(self, examples):
         features = tf.io.parse_example(examples, self._example_spec)
         return self._predict(dense_strings(features[self._text_feature]))
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")],
+                 autograph=False)
     def eval_features(self, examples):
         features = tf.io.parse_example(examples, self._raw_spec)
         tokens = self.tokenizer(dense_strings(features[self._text_feature]))
@@ -253,11 +258,16 @@ def export_serving_model(classifier, tft_output: tft.TFTransformOutput, text_fea
     check_tokenization(tokenizer, tft_output, text_feature)
     module = ServingModule(classifier, tft_output, text_feature, label_feature, tokenizer,
                            options, encoder_model)
-    tf.saved_model.save(module, export_dir, signatures={
+    signatures = {
         SERVING_SIGNATURE: module.serve_text.get_concrete_function(),
         EXAMPLES_SIGNATURE: module.serve_examples.get_concrete_function(),
         EVAL_FEATURES_SIGNATURE: module.eval_features.get_concrete_function(),
-    })
+    }
+    # Without save_traces, Keras does not trace every layer's call for the SavedModel (48 of
+    # the 55 s the MiniLM export took, docs/BENCHMARKS.md): nothing loads the classifier as a
+    # callable, only its variables (warm starts, trainer/model.py) and the signatures above.
+    with keras_option_scope(save_traces=False):
+        tf.saved_model.save(module, export_dir, signatures=signatures)
     write_serving_options(export_dir, options, tokenizer.max_seq_length)
 
 

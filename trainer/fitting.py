@@ -22,7 +22,7 @@ import tensorflow_transform as tft  # noqa: E402
 import tf_keras as keras  # noqa: E402
 
 from preprocessing.features import LABEL_VOCABULARY  # noqa: E402
-from trainer import input_pipeline, model  # noqa: E402
+from trainer import input_pipeline, model, progress  # noqa: E402
 from trainer.config import VALIDATION_METRIC, TrainingConfig  # noqa: E402
 
 
@@ -47,6 +47,7 @@ class Datasets:
     train_examples: int
     validation_examples: int
     steps_per_epoch: int
+    batch_size: int
 
 
 def datasets(data: TransformedData, training: TrainingConfig,
@@ -67,7 +68,8 @@ def datasets(data: TransformedData, training: TrainingConfig,
         data.train_files, data.feature_spec, training.eval_batch_size, data.max_seq_length,
         training=False, part=input_pipeline.VALIDATION_PART,
         validation_fraction=fraction) if validation_examples else None
-    return Datasets(train, validation, train_examples, validation_examples, steps_per_epoch)
+    return Datasets(train, validation, train_examples, validation_examples, steps_per_epoch,
+                    training.train_batch_size)
 
 
 def new_classifier(checkpoint: str, num_labels: int, training: TrainingConfig) -> keras.Model:
@@ -95,10 +97,12 @@ def best_epoch_callback(training: TrainingConfig) -> keras.callbacks.EarlyStoppi
 def fit(classifier: keras.Model, data: Datasets, epochs: int,
         callbacks: List[keras.callbacks.Callback]) -> Tuple[keras.callbacks.History,
                                                             Optional[int]]:
-    """model.fit; returns the history and the best epoch (0-based) when there was validation."""
+    """model.fit, its progress reported (trainer/progress.py); returns the history and the best
+    epoch (0-based) when there was validation."""
     stopper = next((callback for callback in callbacks
                     if isinstance(callback, keras.callbacks.EarlyStopping)), None)
     history = classifier.fit(data.train, epochs=epochs, steps_per_epoch=data.steps_per_epoch,
-                             validation_data=data.validation, callbacks=callbacks, verbose=2)
+                             validation_data=data.validation, verbose=0,
+                             callbacks=[*callbacks, progress.TrainingProgress(data.batch_size)])
     return history, (stopper.best_epoch if stopper is not None and data.validation is not None
                      else None)

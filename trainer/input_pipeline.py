@@ -12,9 +12,11 @@ were not faster than 8-wide ones (0.9x): at these lengths a step's fixed cost (t
 update over all weights) dominates. Current figures: docs/BENCHMARKS.md, Training throughput.
 
 Validation during training uses a held-out part of the training split: the examples whose
-serialized bytes hash into the first `validation_fraction` of 1,000 buckets. The split depends
-on nothing but each example, so every run (and every Tuner trial) holds out the same examples,
-and duplicates of an example land on the same side.
+token ids hash into the first `validation_fraction` of 1,000 buckets. The split depends on
+nothing but each example's text, so every run (and every Tuner trial, and a Transform run again
+on the same data) holds out the same examples, and duplicates of a text land on the same side.
+(Not the serialized bytes: a tf.Example's feature map has no fixed serialized order, and two
+Transform runs held out different examples.)
 """
 from __future__ import annotations
 
@@ -69,7 +71,10 @@ def _records(file_patterns: Sequence[str], part: str, validation_fraction: float
     held_out = int(round(validation_fraction * _VALIDATION_BUCKETS))
 
     def in_part(serialized: tf.Tensor) -> tf.Tensor:
-        validation = tf.strings.to_hash_bucket_fast(serialized, _VALIDATION_BUCKETS) < held_out
+        ids = tf.io.parse_single_example(
+            serialized, {INPUT_IDS: tf.io.VarLenFeature(tf.int64)})[INPUT_IDS].values
+        key = tf.strings.reduce_join(tf.strings.as_string(ids), separator=" ")
+        validation = tf.strings.to_hash_bucket_fast(key, _VALIDATION_BUCKETS) < held_out
         return validation if part == VALIDATION_PART else tf.logical_not(validation)
 
     return dataset.filter(in_part)

@@ -7,6 +7,11 @@ which sentence-embedding checkpoints such as all-MiniLM-L6-v2 do not train. Adam
 linear warm-up and linear decay comes from transformers' `create_optimizer`. A classifier can
 start from the weights of an exported model instead (`warm_start`): retraining on new data
 continues from the last blessed model.
+
+Importing this module also keeps AutoGraph from converting tf-keras's and transformers' code
+(`keep_library_code_unconverted`): measured on the demo, that conversion was 27 s of the 45 s
+first epoch and 11 s of building the classifier (docs/BENCHMARKS.md, "Where the demo's time
+went").
 """
 from __future__ import annotations
 
@@ -17,11 +22,34 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # transformers' TF models nee
 
 import tensorflow as tf  # noqa: E402
 import tf_keras as keras  # noqa: E402
+from tensorflow.python.autograph.core import config as autograph_config  # noqa: E402
 
 from preprocessing.features import INPUT_IDS, INPUT_MASK, INPUT_TYPE_IDS  # noqa: E402
 from serving.contract import CLASSES, SERVING_SIGNATURE, TEXT_INPUT  # noqa: E402
 
 INPUT_NAMES = (INPUT_IDS, INPUT_MASK, INPUT_TYPE_IDS)
+
+# Libraries written to run in graph mode as they are: AutoGraph need not rewrite them.
+UNCONVERTED_LIBRARIES = ("tf_keras", "transformers")
+
+
+def keep_library_code_unconverted() -> None:
+    """Adds tf-keras and transformers to AutoGraph's do-not-convert rules.
+
+    TensorFlow's rules name `keras`, which was Keras 2 until TF 2.16; Keras 2 is now the
+    `tf_keras` package, which the rules miss, so every tf.function that calls a Keras model
+    (model.fit's train and test steps, the export's signatures) had AutoGraph parse and rewrite
+    the whole Keras call path and transformers' BERT layers, once per process. Both are written
+    for graph mode (Keras 2 ran unconverted under its old name; the encoder builds with plain
+    Python control flow on its config), so they are traced as they are. Idempotent.
+    """
+    missing = [name for name in UNCONVERTED_LIBRARIES if not any(
+        rule.matches(name) for rule in autograph_config.CONVERSION_RULES)]
+    autograph_config.CONVERSION_RULES += tuple(
+        autograph_config.DoNotConvert(name) for name in missing)
+
+
+keep_library_code_unconverted()
 
 
 def load_encoder(checkpoint_dir: str):
