@@ -18,6 +18,7 @@ pipeline/report_charts.py; this module puts them into sections and renders the t
 from __future__ import annotations
 
 import datetime
+import glob
 import math
 import os
 import re
@@ -147,6 +148,13 @@ def _tuning_section(run: PipelineRun) -> Dict[str, Any]:
 # ------------------------------------------------------------------------------ training
 
 
+def _profile_dir(log_dir: str) -> Optional[str]:
+    """The latest TensorFlow profile the Trainer recorded (--profile-steps), if any: Keras
+    writes it to <log dir>/plugins/profile/<time>/."""
+    profiles = sorted(glob.glob(os.path.join(log_dir, "plugins", "profile", "*")))
+    return profiles[-1] if profiles else None
+
+
 def _training_section(run: PipelineRun) -> Dict[str, Any]:
     model_run = run.artifact("Trainer", "model_run")
     if model_run is None:
@@ -157,7 +165,7 @@ def _training_section(run: PipelineRun) -> Dict[str, Any]:
     metrics = [match.group(1) for match in epoch_tags
                if match and match.group(1) != "learning_rate"]
     section: Dict[str, Any] = {"log_dir": model_run.uri, "cached": run.get("Trainer").state
-                               == "CACHED"}
+                               == "CACHED", "profile": _profile_dir(model_run.uri)}
     if not metrics:
         section["not_run"] = f"no training summaries in {model_run.uri}"
         return section

@@ -73,6 +73,13 @@ def test_invalid_settings_are_refused():
         TrainingConfig(distribution="horovod")
     with pytest.raises(ValueError, match="label_values has duplicates"):
         PipelineConfig.from_settings(train_data="x", label_values=["a", "a"])
+    for steps in ([5], [0, 2], [4, 3], [1, 2, 3]):
+        with pytest.raises(ValueError, match=r"profile_steps must be two steps FIRST LAST"):
+            TrainingConfig(profile_steps=steps)
+    # From the command line, and back from the Trainer's JSON custom_config, as a tuple.
+    config = PipelineConfig.from_settings(train_data="x", profile_steps=[5, 8])
+    assert config.training.profile_steps == (5, 8)
+    assert TrainingConfig.from_dict(config.training.to_dict()).profile_steps == (5, 8)
 
 
 def test_separate_files_become_input_splits(tmp_path):

@@ -43,9 +43,10 @@ def validation_loss(saved_model_dir, trainer_inputs, fraction):
 def test_training_stops_early_and_exports_the_best_epochs_weights(trainer_inputs, tmp_path):
     # No epoch after the first can gain more than 1.0 accuracy: the first is the best, and
     # with patience 1 training stops after the second of four epochs.
+    # Also profiled (--profile-steps): steps 2 and 3 of the fit, into the run's logs.
     config = trainer_inputs.train_config(
         tmp_path / "out", epochs=4, learning_rate=1e-2, validation_fraction=0.25,
-        early_stopping_patience=1, early_stopping_min_delta=1.0)
+        early_stopping_patience=1, early_stopping_min_delta=1.0, profile_steps=(2, 3))
     fn_args = trainer_inputs.fn_args_spec(config, tmp_path / "run")
     process = trainer_harness.run_trainer(tmp_path / "trainer", fn_args)
     summary = json.loads((tmp_path / "run" / "model_run" / "training_summary.json").read_text())
@@ -58,6 +59,14 @@ def test_training_stops_early_and_exports_the_best_epochs_weights(trainer_inputs
     # not epoch 2's. The tiny BERT stays near chance on this data, but a large learning rate
     # moves its weights enough that the two epochs' losses differ well beyond the tolerance
     # (the same weights on the same rows give the same loss to float precision).
+    profiles = list((tmp_path / "run" / "model_run" / "plugins" / "profile").glob(
+        "*/*.xplane.pb"))
+    assert profiles and all(path.stat().st_size > 0 for path in profiles), profiles
+    assert report._profile_dir(str(tmp_path / "run" / "model_run")) == str(profiles[0].parent)
+    # Progress lines (trainer/progress.py), not Keras' own per-epoch lines.
+    assert "training: 4 epochs x" in process.stdout and "epoch 2/4 done" in process.stdout
+    assert "training: epoch 3/4" not in process.stdout  # stopped after the second epoch
+
     exported = validation_loss(fn_args["serving_model_dir"], trainer_inputs, 0.25)
     assert abs(history["val_loss"][1] - history["val_loss"][0]) > 2e-4, history
     assert abs(exported - history["val_loss"][0]) < 2e-5, (exported, history)

@@ -78,6 +78,10 @@ class TrainingConfig:
     # --xla_cpu_compilation_enabled=true (serving/deploy/docker-compose.yml sets it).
     serving_xla: bool = False
     serving_precision: str = "float32"  # one of SERVING_PRECISIONS
+    # FIRST LAST: record a TensorFlow profile of these training steps (1-based, counted over
+    # the whole fit) into the Trainer's model_run directory, for TensorBoard's Profile tab
+    # (the run report links it). Steps after the first: the first one builds the graph.
+    profile_steps: Tuple[int, ...] = ()
 
     def __post_init__(self):
         check_at_least(self, ("epochs", "train_batch_size", "eval_batch_size",
@@ -93,6 +97,11 @@ class TrainingConfig:
         check_choice(self.mixed_precision, "mixed_precision", PRECISIONS)
         check_choice(self.serving_precision, "serving_precision", SERVING_PRECISIONS)
         check_choice(self.pooling, "pooling", POOLINGS)
+        steps = tuple(self.profile_steps)
+        if steps and (len(steps) != 2 or not 1 <= steps[0] <= steps[1]):
+            raise ConfigError(f"profile_steps must be two steps FIRST LAST with "
+                              f"1 <= FIRST <= LAST (e.g. --profile-steps 5 8), got {list(steps)}")
+        object.__setattr__(self, "profile_steps", steps)  # a list after a JSON round trip
 
     def to_dict(self) -> Dict[str, Any]:
         return dataclasses.asdict(self)

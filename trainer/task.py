@@ -113,7 +113,8 @@ def run_fn(fn_args: FnArgs) -> None:
         keras.callbacks.BackupAndRestore(_backup_dir(settings, training, fn_args),
                                          save_freq=training.checkpoint_every_steps),
         keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir,
-                                    update_freq=max(1, min(50, batches.steps_per_epoch // 10))),
+                                    update_freq=max(1, min(50, batches.steps_per_epoch // 10)),
+                                    profile_batch=training.profile_steps or 0),
     ]
     if batches.validation is not None:
         callbacks.append(fitting.best_epoch_callback(training))
