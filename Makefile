@@ -145,6 +145,7 @@ $(ONNX_VENV)/.installed:
 
 bench: install bench-torch-venv bench-onnx-venv
 	rm -rf $(BENCH_OUT) && mkdir -p $(BENCH_OUT)
+	$(BIN)/python bench/demo_time.py
 	$(BIN)/python bench/data_half_scaling.py
 	$(BIN)/python bench/training_throughput.py
 	$(BIN)/python bench/accuracy.py --output-dir $(BENCH_OUT)/accuracy
