@@ -245,6 +245,38 @@ def command_check_tokenizer(args: argparse.Namespace) -> int:
 
 def command_predict(args: argparse.Namespace) -> int:
     import json
+    if args.data is not None or args.output is not None:
+        # Batch prediction of a file: a Beam job (serving/batch_predict.py).
+        from pipeline.config import RuntimeConfig
+        if args.texts:
+            raise ConfigError(f"give either texts to classify or --data, not both (texts: "
+                              f"{args.texts[:3]}{' ...' if len(args.texts) > 3 else ''})")
+        if args.url:
+            raise ConfigError("--data runs the model in a Beam job, which loads it from "
+                              "files: give --model DIR, not --url")
+        if args.data is None or args.output is None:
+            raise ConfigError("--data FILE and --output FILE go together")
+        # The Beam flags of the pipeline's own Beam components: the DirectRunner in this
+        # process, or Dataflow with the pipeline image as the SDK container (ConfigError when
+        # the project, region or temp location is missing).
+        runtime = RuntimeConfig(beam_runner=args.beam_runner, gcp_project=args.gcp_project,
+                                gcp_region=args.gcp_region,
+                                beam_temp_location=args.beam_temp_location, image=args.image)
+        from serving import batch_predict
+        try:
+            summary = batch_predict.predict_file(
+                args.model, args.data, args.output, text_column=args.text_column,
+                batch_size=args.batch_size, beam_args=runtime.beam_pipeline_args)
+        except Exception as error:  # pylint: disable=broad-except
+            user_error = batch_predict.find_batch_error(error)
+            if user_error is None:
+                raise
+            print(f"error: {user_error}", file=sys.stderr)
+            return _EXIT_USER_ERROR
+        print(summary)
+        return 0
+    if not args.texts:
+        raise ConfigError("give texts to classify, or --data FILE --output FILE to label a file")
     if args.url:
         from serving.client import connect
         client = connect(args.url, args.model_name, args.model_version, args.grpc)
@@ -351,8 +383,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="a Transform output of a pipeline run (default: build the graph "
                             "from preprocessing_fn with TF Transform)")
     check.set_defaults(handler=command_check_tokenizer)
-    predict = commands.add_parser("predict", help="label raw texts with an exported model, "
-                                                  "here or on a running model server")
+    predict = commands.add_parser(
+        "predict", help="label raw texts with an exported model, here or on a running model "
+                        "server; or label every row of a file (--data, a Beam job)")
     where = predict.add_mutually_exclusive_group(required=True)
     where.add_argument("--model",
                        help="a SavedModel, or <serving_root>/<model_name> (latest version)")
@@ -363,7 +396,32 @@ def build_parser() -> argparse.ArgumentParser:
                          help="with --url: the served model (default: %(default)s)")
     predict.add_argument("--model-version", type=int, default=None,
                          help="with --url: a specific version (default: the latest)")
-    predict.add_argument("texts", nargs="+", help="texts to classify")
+    predict.add_argument("texts", nargs="*", help="texts to classify (or --data)")
+    batch = predict.add_argument_group(
+        "batch prediction", "--model --data FILE --output FILE: every row of a CSV/TSV file "
+        "(header row) or of TFRecord files of tf.Example, through Beam RunInference; the "
+        "output has the input's format and columns plus the label and the probabilities")
+    batch.add_argument("--data", default=None,
+                       help="a .csv/.tsv file or .tfrecord[.gz] files (a glob)")
+    batch.add_argument("--output", default=None,
+                       help="the file to write (.csv/.tsv/.tfrecord[.gz] as the input); "
+                            "written only when the whole job succeeded")
+    batch.add_argument("--text-column", default=DataConfig.text_column,
+                       help="the column (tf.Example: bytes feature) holding the texts "
+                            "(default: %(default)s)")
+    batch.add_argument("--batch-size", type=int, default=64,
+                       help="texts per call of the model (default: %(default)s)")
+    from pipeline.config import BEAM_RUNNERS, RuntimeConfig
+    runtime_defaults = RuntimeConfig()
+    batch.add_argument("--beam-runner", choices=BEAM_RUNNERS,
+                       default=runtime_defaults.beam_runner,
+                       help="direct: in this process; dataflow: Google Cloud Dataflow "
+                            "(gs:// paths; needs the three flags below)")
+    batch.add_argument("--gcp-project", default=runtime_defaults.gcp_project)
+    batch.add_argument("--gcp-region", default=runtime_defaults.gcp_region)
+    batch.add_argument("--beam-temp-location", default=runtime_defaults.beam_temp_location)
+    batch.add_argument("--image", default=runtime_defaults.image,
+                       help="the Dataflow workers' SDK container (default: %(default)s)")
     predict.set_defaults(handler=command_predict)
 
     from serving import server_options  # light: no TensorFlow until the server starts

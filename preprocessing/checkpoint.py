@@ -8,6 +8,7 @@ and Trainer (weights).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 from typing import List
@@ -119,6 +120,9 @@ class TokenizerSettings:
         return self.vocab.index(token)
 
 
+# Cached: Transform traces the preprocessing_fn about ten times, each reading the 30,522-line
+# vocabulary again (1 s of the demo's Transform); a checkpoint artifact never changes.
+@functools.lru_cache(maxsize=8)
 def read_tokenizer_settings(checkpoint_uri: str) -> TokenizerSettings:
     """Vocabulary and casing rules from vocab.txt and tokenizer_config.json.
 
