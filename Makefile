@@ -156,4 +156,6 @@ bench: install bench-torch-venv bench-onnx-venv
 		--intra-op-threads 1 --inter-op-threads 2
 	$(BIN)/python bench/serving_load.py \
 		--model-root $(BENCH_OUT)/accuracy/defaults/serving/text_classifier
+	$(BIN)/python bench/batch_predict_memory.py \
+		--model $(BENCH_OUT)/accuracy/defaults/serving/text_classifier
 .PHONY: bench bench-torch-venv bench-onnx-venv
