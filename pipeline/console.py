@@ -67,8 +67,7 @@ class ComponentProgress(logging.Filter):
         self._running: Optional[str] = None
         self._cached = False
 
-    def _elapsed(self) -> str:
-        now = self._clock()
+    def _elapsed(self, now: float) -> str:
         if self._started_run is None:
             self._started_run = now
         return f"[{now - self._started_run:6.1f} s]"
@@ -81,18 +80,19 @@ class ComponentProgress(logging.Filter):
         message = record.getMessage()
         running = _COMPONENT_RUNNING.match(message)
         if running:
+            now = self._clock()
             self._running, self._cached = running.group(1), False
-            self._started[self._running] = self._clock()
-            return self._rewrite(record, f"{self._elapsed()} {self._running} ...")
+            self._started[self._running] = now
+            return self._rewrite(record, f"{self._elapsed(now)} {self._running} ...")
         if _CACHED.match(message):
             self._cached = True
             return False
         finished = _COMPONENT_FINISHED.match(message)
         if finished:
-            node = finished.group(1)
-            seconds = self._clock() - self._started.pop(node, self._clock())
+            now, node = self._clock(), finished.group(1)
+            seconds = now - self._started.pop(node, now)
             outcome = "cached" if self._cached and node == self._running else f"{seconds:.1f} s"
-            return self._rewrite(record, f"{self._elapsed()} {node} done ({outcome})")
+            return self._rewrite(record, f"{self._elapsed(now)} {node} done ({outcome})")
         return False
 
     @staticmethod

@@ -1,0 +1,70 @@
+"""What a `bertpipe` command shows (pipeline/console.py): quiet by default, everything with
+--verbose, one line per pipeline component."""
+import logging
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO_ROOT
+from pipeline import console
+
+
+def record(name, level, message, *args):
+    return logging.LogRecord(name, level, __file__, 1, message, args, None)
+
+
+def test_component_records_become_one_line_each_and_other_info_is_dropped():
+    times = iter([100.0, 103.5, 104.0, 104.2])
+    progress = console.ComponentProgress(clock=lambda: next(times))
+    lines = []
+    for item in (record("absl", logging.INFO, "Component %s is running.", "Transform"),
+                 record("absl", logging.INFO, "Going to run a new execution 7"),
+                 record("absl", logging.INFO, "Component %s is finished.", "Transform"),
+                 record("absl", logging.INFO, "Component %s is running.", "Trainer"),
+                 record("absl", logging.INFO, "A cached execution %d is used.", 9),
+                 record("absl", logging.INFO, "Component %s is finished.", "Trainer"),
+                 record("tensorflow", logging.INFO, "Assets written to: /tmp/x")):
+        if progress.filter(item):
+            lines.append(item.getMessage())
+    assert lines == ["[   0.0 s] Transform ...", "[   3.5 s] Transform done (3.5 s)",
+                     "[   4.0 s] Trainer ...", "[   4.2 s] Trainer done (cached)"]
+
+
+def test_known_noise_is_dropped_and_every_other_warning_kept():
+    progress = console.ComponentProgress()
+    for name, fragment in console.NOISE:
+        assert not progress.filter(record(name, logging.WARNING, f"x {fragment} y"))
+    # The same text from another library, and other warnings of the same library, stay.
+    assert progress.filter(record("pipeline.cli", logging.WARNING,
+                                  "ArtifactQuery.property_predicate is not supported"))
+    assert progress.filter(record("absl", logging.WARNING, "Evaluator: no baseline model"))
+    assert progress.filter(record("tensorflow", logging.ERROR, "something failed"))
+
+
+def run_cli(*args, env=None):
+    environment = {key: value for key, value in os.environ.items()
+                   if key not in ("TF_CPP_MIN_LOG_LEVEL", "TRANSFORMERS_VERBOSITY",
+                                  "BERTPIPE_VERBOSE")}
+    environment.update(env or {})
+    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], cwd=REPO_ROOT,
+                          env=environment, capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def model_dir(demo_first_run):
+    return demo_first_run.resolved().model_dir
+
+
+def test_a_command_that_loads_tensorflow_prints_its_answer_and_nothing_else(model_dir):
+    # A fresh process, as a user starts it: TensorFlow's CUDA-plugin and oneDNN messages,
+    # Google client FutureWarnings and absl warnings would all come before the answer.
+    quiet = run_cli("predict", "--model", model_dir, "a fine film")
+    assert quiet.returncode == 0, quiet.stderr
+    assert '"label"' in quiet.stdout
+    assert quiet.stderr == ""
+    verbose = run_cli("predict", "--model", model_dir, "a fine film", "--verbose")
+    assert verbose.returncode == 0, verbose.stderr
+    assert verbose.stdout == quiet.stdout
+    assert verbose.stderr != ""  # the libraries' log, back
