@@ -116,6 +116,7 @@ def configure(verbose: bool = False) -> None:
     root = logging.getLogger()
     if verbose:
         logging.basicConfig(level=logging.INFO)
+        absl_logging.set_verbosity(absl_logging.INFO)  # TFX logs through absl
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
