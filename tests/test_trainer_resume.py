@@ -60,8 +60,8 @@ def test_killed_trainer_resumes_from_its_backup_not_from_step_0(trainer_inputs, 
     scalars = trainer_harness.tensorboard_scalars(events_of_second_run)
     assert scalars["epoch_loss"] == list(range(epoch, EPOCHS))
     assert scalars["batch_loss"] == list(range(iterations + 1, EPOCHS * STEPS_PER_EPOCH + 1))
-    # Keras' own progress output agrees: it started in the interrupted epoch.
-    epochs_shown = re.findall(r"^Epoch (\d+)/(\d+)$", second.stdout, re.MULTILINE)
+    # The progress output (trainer/progress.py) agrees: it started in the interrupted epoch.
+    epochs_shown = re.findall(r"^training: epoch (\d+)/(\d+) done", second.stdout, re.MULTILINE)
     assert epochs_shown == [(str(e + 1), str(EPOCHS)) for e in range(epoch, EPOCHS)]
 
     # The resumed run finished: exported, and its backup is gone (nothing left to resume).
