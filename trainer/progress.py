@@ -45,7 +45,6 @@ class TrainingProgress(keras.callbacks.Callback):
         self._first_step_done: Optional[float] = None
         self._steady_steps = 0
         self._last_report = 0.0
-        self.lines = 0  # reports written (bar redraws included)
 
     def _write(self, line: str, final: bool = True) -> None:
         if self._tty:
@@ -53,7 +52,6 @@ class TrainingProgress(keras.callbacks.Callback):
         else:
             self._stream.write(line + "\n")
         self._stream.flush()
-        self.lines += 1
 
     def on_train_begin(self, logs=None):
         epochs, steps = self.params.get("epochs") or 1, self.params.get("steps") or 0
