@@ -22,8 +22,6 @@ from tfx.components import Transform as _Transform
 from tfx.components.trainer.executor import GenericExecutor
 from tfx.components.transform.executor import Executor as _TransformExecutor
 from tfx.dsl.components.base import base_component
-from tfx.extensions.google_cloud_ai_platform.trainer import \
-    executor as ai_platform_trainer_executor
 from tfx.dsl.components.common import importer
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.types.component_spec import ChannelParameter
@@ -90,7 +88,7 @@ class TrainerExecutor(GenericExecutor):
         return super().Do(input_dict, output_dict, exec_properties)
 
 
-def _with_checkpoint_input(component_class, executor_class):
+def with_checkpoint_input(component_class, executor_class):
     """A subclass of a TFX component with a `pretrained_checkpoint` input and `executor_class`."""
     spec_class = type(component_class.SPEC_CLASS.__name__, (component_class.SPEC_CLASS,), {
         "INPUTS": {**component_class.SPEC_CLASS.INPUTS,
@@ -112,16 +110,6 @@ def _with_checkpoint_input(component_class, executor_class):
     return WithCheckpoint
 
 
-class VertexTrainingExecutor(ai_platform_trainer_executor.GenericExecutor):
-    """TFX's launcher of a Vertex AI Training custom job (worker pools from custom_config's
-    TRAINING_ARGS_KEY); every replica runs TrainerExecutor, so each reads the checkpoint
-    artifact just as the Trainer does in a pipeline node."""
-
-    def _GetExecutorClass(self):
-        return TrainerExecutor
-
-
-Transform = _with_checkpoint_input(_Transform, TransformExecutor)
-Trainer = _with_checkpoint_input(_Trainer, TrainerExecutor)
-# The same Trainer, run as a Vertex AI Training job (--trainer-backend vertex-training).
-VertexTrainer = _with_checkpoint_input(_Trainer, VertexTrainingExecutor)
+Transform = with_checkpoint_input(_Transform, TransformExecutor)
+Trainer = with_checkpoint_input(_Trainer, TrainerExecutor)
+# The same Trainer run as a Vertex AI Training job: components/vertex_training.py.

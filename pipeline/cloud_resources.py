@@ -20,9 +20,6 @@ from typing import Any, Dict, List, Optional
 from kfp.pipeline_spec import pipeline_spec_pb2
 from tfx.extensions.google_cloud_ai_platform.constants import (ENABLE_VERTEX_KEY,
                                                                VERTEX_REGION_KEY)
-from tfx.extensions.google_cloud_ai_platform.trainer.executor import TRAINING_ARGS_KEY
-from tfx.extensions.google_cloud_ai_platform.tuner.executor import (
-    REMOTE_TRIALS_WORKING_DIR_KEY, TUNING_ARGS_KEY)
 
 from pipeline.config import PipelineConfig
 
@@ -87,6 +84,8 @@ def vertex_training_config(config: PipelineConfig) -> Dict[str, Any]:
     empty for the pipeline-node backend."""
     if not config.resources.vertex_training:
         return {}
+    # Here, not at the top: TFX's Vertex executors import the Vertex AI client (~3 s).
+    from tfx.extensions.google_cloud_ai_platform.trainer.executor import TRAINING_ARGS_KEY
     return {ENABLE_VERTEX_KEY: True, VERTEX_REGION_KEY: config.runtime.gcp_region,
             TRAINING_ARGS_KEY: _vertex_job(config)}
 
@@ -95,6 +94,8 @@ def vertex_tuning_config(config: PipelineConfig) -> Dict[str, Any]:
     """The Tuner's custom_config entries for TFX's Vertex AI Tuner: a custom job whose chief and
     `tuner_parallel_trials - 1` workers each run trials (a trial on one replica's GPUs), their
     KerasTuner oracle on the chief; trial files under the pipeline root."""
+    from tfx.extensions.google_cloud_ai_platform.tuner.executor import (
+        REMOTE_TRIALS_WORKING_DIR_KEY, TUNING_ARGS_KEY)
     return {ENABLE_VERTEX_KEY: True, VERTEX_REGION_KEY: config.runtime.gcp_region,
             TUNING_ARGS_KEY: _vertex_job(config, config.tuning.tuner_parallel_trials - 1),
             REMOTE_TRIALS_WORKING_DIR_KEY: f"{config.pipeline_root}/tuner_trials"}

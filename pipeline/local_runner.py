@@ -1,7 +1,8 @@
 """Runs the pipeline on this machine: LocalDagRunner, Beam DirectRunner, SQLite metadata."""
 from __future__ import annotations
 
-from tfx import v1 as tfx
+from tfx.orchestration import metadata
+from tfx.orchestration.local.local_dag_runner import LocalDagRunner
 
 from pipeline.config import PipelineConfig
 from pipeline.local_inputs import prepare_local_run
@@ -14,5 +15,5 @@ def run(config: PipelineConfig) -> None:
     # The local run keeps ML Metadata in SQLite beside the pipeline root (Kubeflow and Vertex
     # bring their own store).
     pipeline.metadata_connection_config = \
-        tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path)
-    tfx.orchestration.LocalDagRunner().run(pipeline)
+        metadata.sqlite_metadata_connection_config(config.metadata_path)
+    LocalDagRunner().run(pipeline)

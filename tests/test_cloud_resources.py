@@ -119,7 +119,7 @@ def test_vertex_training_compiles_to_the_worker_pools_the_flags_name(tmp_path):
     assert custom_config["ai_platform_enable_vertex"] is True
     assert custom_config["ai_platform_vertex_region"] == REGION
     executor = job["pipelineSpec"]["deploymentSpec"]["executors"]["Trainer_executor"]
-    assert "components.checkpoint_inputs.VertexTrainingExecutor" in executor["container"]["args"]
+    assert "components.vertex_training.VertexTrainingExecutor" in executor["container"]["args"]
     # The command prints what it asked for.
     assert '"accelerator_type": "NVIDIA_TESLA_T4"' in result.stdout
 
@@ -176,7 +176,7 @@ def vertex_custom_job(trainer_inputs, config, output_dir, monkeypatch):
     from tfx.extensions.google_cloud_ai_platform import runner, training_clients
     from tfx.types import standard_artifacts
 
-    from components.checkpoint_inputs import VertexTrainingExecutor
+    from components.vertex_training import VertexTrainingExecutor
     from pipeline.pipeline import create_pipeline
     from pipeline.runs import read_run
     data_half = read_run(trainer_inputs.config.run_dir)
