@@ -32,6 +32,32 @@ def test_component_records_become_one_line_each_and_other_info_is_dropped():
                      "[   4.0 s] Trainer ...", "[   4.2 s] Trainer done (cached)"]
 
 
+def test_a_silent_beam_component_gets_a_heartbeat_with_beam_s_bundles_and_stages():
+    now = [100.0]
+    progress = console.ComponentProgress(clock=lambda: now[0])
+    bundle = "Running bundle for stage %s\n\tExpected outputs: %s timers: %s"
+    stages = ["ref_AppliedPTransform_ReadFromTFRecord-Read-Impulse_4",
+              "((ref_AppliedPTransform_AnalyzeDataset-Vocabulary_12)+(ref_AppliedPTransform_X_13))"]
+    assert progress.filter(record("absl", logging.INFO, "Component %s is running.", "Transform"))
+    for stage in (stages[0], stages[1], stages[1]):
+        assert not progress.filter(record(console.BEAM_BUNDLE_LOGGER, logging.DEBUG, bundle,
+                                          stage, {}, {}))
+    # Beam's other debug records of the same logger are not bundles.
+    assert not progress.filter(record(console.BEAM_BUNDLE_LOGGER, logging.DEBUG, "Update: %s %s",
+                                      "pcollection", 7))
+    now[0] += console.HEARTBEAT_SECONDS - 1
+    assert progress.heartbeat() is None  # not silent for long enough yet
+    now[0] += 1
+    assert progress.heartbeat() == ("[  15.0 s] Transform ... 15 s: Beam has run 3 bundles of 2 "
+                                    "stages, now AnalyzeDataset-Vocabulary")
+    assert progress.heartbeat() is None  # once per silent period
+    # A component without Beam (the Trainer reports its own progress) gets none.
+    assert progress.filter(record("absl", logging.INFO, "Component %s is finished.", "Transform"))
+    assert progress.filter(record("absl", logging.INFO, "Component %s is running.", "Trainer"))
+    now[0] += 10 * console.HEARTBEAT_SECONDS
+    assert progress.heartbeat() is None
+
+
 def test_known_noise_is_dropped_and_every_other_warning_kept():
     progress = console.ComponentProgress()
     for name, fragment in console.NOISE:
