@@ -32,6 +32,8 @@ from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import proto_utils
 
+from serving.text_lines import raw_lines
+
 # Errors reported per file before the rest are only counted: enough to see the pattern.
 _MAX_ERRORS_PER_FILE = 10
 # Python's csv refuses fields over 128 KiB by default; a contract or a support thread is
@@ -62,30 +64,9 @@ def delimiter_for(path: str, data_format: str) -> str:
                          "name the file .csv or .tsv or set the data format (--data-format)")
 
 
-_READ_CHUNK_BYTES = 1 << 20
-
-
-def _raw_lines(handle) -> Iterator[bytes]:
-    """The lines of a binary file, each with its line end, every byte kept.
-
-    Not GFile's own line iteration: TensorFlow's ReadLine drops every carriage return, also one
-    inside a quoted field, which would silently change the text."""
-    pending = b""
-    while True:
-        chunk = handle.read(_READ_CHUNK_BYTES)
-        if not chunk:
-            break
-        pending += chunk
-        *complete, pending = pending.split(b"\n")
-        for line in complete:
-            yield line + b"\n"
-    if pending:
-        yield pending
-
-
-def _decoded_lines(raw_lines, path: str, errors: List[str]) -> Iterator[str]:
+def _decoded_lines(lines, path: str, errors: List[str]) -> Iterator[str]:
     """UTF-8 lines; a line that does not decode is reported and replaced by an empty line."""
-    for line_number, raw in enumerate(raw_lines, start=1):
+    for line_number, raw in enumerate(lines, start=1):
         try:
             line = raw.decode("utf-8")
         except UnicodeDecodeError as error:
@@ -133,7 +114,7 @@ def parse_delimited_file(path: str, text_column: Optional[str], label_column: Op
     rows, texts = 0, 0
     with tf.io.gfile.GFile(path, "rb") as handle:
         decode_errors: List[str] = []
-        reader = csv.reader(_decoded_lines(_raw_lines(handle), path, decode_errors),
+        reader = csv.reader(_decoded_lines(raw_lines(handle), path, decode_errors),
                             delimiter=delimiter, quoting=quoting, strict=True)
         try:
             header = next(reader, None)

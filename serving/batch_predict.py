@@ -70,6 +70,7 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 from serving.contract import PREDICTED_LABEL, PROBABILITIES
 from serving.signature_model_handler import (DEFAULT_BATCH_SIZE, ServingSignatureModelHandler,
                                              load_serving_model, model_classes)
+from serving.text_lines import READ_CHUNK_BYTES, raw_lines
 
 PROBABILITY_PREFIX = "probability_"
 COLLISION_PREFIX = "predicted_"
@@ -77,7 +78,6 @@ _METRICS_NAMESPACE = "bertpipe_batch_predict"
 _ROWS_READ, _ROWS_WRITTEN = "rows_read", "rows_written"
 # As components/text_example_gen.py: Python's csv refuses fields over 128 KiB by default.
 MAX_FIELD_CHARACTERS = 64 * 1024 * 1024
-_READ_CHUNK_BYTES = 1 << 20
 _SHOWN_CHARS = 200
 _LOCAL_RUNNERS = ("DirectRunner", "SwitchingDirectRunner", "BundleBasedDirectRunner",
                   "FnApiRunner", "PrismRunner")
@@ -193,31 +193,16 @@ def _dialect(delimiter: str) -> Dict[str, Any]:
 
 
 def _decoded_lines(handle, path: str) -> Iterator[str]:
-    """The UTF-8 lines of a binary stream, line ends kept (also a \\r inside a quoted field),
-    read in chunks; BatchPredictionError naming the line for bytes that are not UTF-8."""
-    number, pending = 0, b""
-
-    def decode(raw: bytes) -> str:
+    """The UTF-8 lines of a binary stream, line ends kept (also a \\r inside a quoted field);
+    BatchPredictionError naming the line for bytes that are not UTF-8."""
+    for number, raw in enumerate(raw_lines(handle), start=1):
         try:
             line = raw.decode("utf-8")
         except UnicodeDecodeError as error:
             raise BatchPredictionError(
                 f"{path} line {number}: not valid UTF-8 (byte 0x{raw[error.start]:02x} at byte "
                 f"offset {error.start}); save the file as UTF-8") from None
-        return line.lstrip("\ufeff") if number == 1 else line  # a spreadsheet's byte-order mark
-
-    while True:
-        chunk = handle.read(_READ_CHUNK_BYTES)
-        if not chunk:
-            break
-        pending += chunk
-        *complete, pending = pending.split(b"\n")
-        for raw in complete:
-            number += 1
-            yield decode(raw + b"\n")
-    if pending:
-        number += 1
-        yield decode(pending)
+        yield line.lstrip("\ufeff") if number == 1 else line  # a spreadsheet's byte-order mark
 
 
 def _csv_problem(error: csv.Error, delimiter: str) -> str:
@@ -475,7 +460,7 @@ def _finalize(temp_dir: str, output: str, suffix: str, header: Optional[str]) ->
                         if part.read(len(header_bytes)) != header_bytes:
                             raise RuntimeError(f"{shard} does not start with the header")
                     while True:
-                        chunk = part.read(_READ_CHUNK_BYTES)
+                        chunk = part.read(READ_CHUNK_BYTES)
                         if not chunk:
                             break
                         combined.write(chunk)
