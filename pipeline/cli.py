@@ -409,7 +409,8 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--text-column", default=DataConfig.text_column,
                        help="the column (tf.Example: bytes feature) holding the texts "
                             "(default: %(default)s)")
-    batch.add_argument("--batch-size", type=int, default=64,
+    from serving.contract import BATCH_PREDICTION_BATCH_SIZE  # standard library only
+    batch.add_argument("--batch-size", type=int, default=BATCH_PREDICTION_BATCH_SIZE,
                        help="texts per call of the model (default: %(default)s)")
     from pipeline.config import BEAM_RUNNERS, RuntimeConfig
     runtime_defaults = RuntimeConfig()

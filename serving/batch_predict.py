@@ -67,9 +67,9 @@ from apache_beam.metrics.metric import Metrics, MetricsFilter
 from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
-from serving.contract import PREDICTED_LABEL, PROBABILITIES
-from serving.signature_model_handler import (DEFAULT_BATCH_SIZE, ServingSignatureModelHandler,
-                                             load_serving_model, model_classes)
+from serving.contract import BATCH_PREDICTION_BATCH_SIZE, PREDICTED_LABEL, PROBABILITIES
+from serving.signature_model_handler import (ServingSignatureModelHandler, load_serving_model,
+                                             model_classes)
 from serving.text_lines import READ_CHUNK_BYTES, raw_lines
 
 PROBABILITY_PREFIX = "probability_"
@@ -470,7 +470,7 @@ def _finalize(temp_dir: str, output: str, suffix: str, header: Optional[str]) ->
 
 
 def predict_file(model: str, data: str, output: str, text_column: str = "text",
-                 batch_size: int = DEFAULT_BATCH_SIZE,
+                 batch_size: int = BATCH_PREDICTION_BATCH_SIZE,
                  beam_args: Sequence[str] = ("--direct_running_mode=in_memory",
                                              "--direct_num_workers=1")
                  ) -> BatchPredictionSummary:

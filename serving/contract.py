@@ -54,6 +54,8 @@ PROBABILITY_SUM_TOLERANCE = 1e-3
 # ----------------------------------------------------------------------- texts
 
 SHOWN_TEXT_CHARS = 200  # of a bad text or JSON value, in an error message
+# Texts per model call in batch prediction (`bertpipe predict --data`, RunInference's batches).
+BATCH_PREDICTION_BATCH_SIZE = 64
 
 
 class InvalidTextError(ValueError):

@@ -23,10 +23,8 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence
 
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
-from serving.contract import (CLASSES, PREDICTED_LABEL, PROBABILITIES, SERVING_SIGNATURE,
-                              TEXT_INPUT, text_bytes)
-
-DEFAULT_BATCH_SIZE = 64
+from serving.contract import (BATCH_PREDICTION_BATCH_SIZE, CLASSES, PREDICTED_LABEL,
+                              PROBABILITIES, SERVING_SIGNATURE, TEXT_INPUT, text_bytes)
 
 
 @functools.lru_cache(maxsize=1)
@@ -58,7 +56,7 @@ def model_classes(model) -> List[str]:
 class ServingSignatureModelHandler(ModelHandler[str, PredictionResult, Any]):
     """Texts in; PredictionResult(text, {"label": str, "probabilities": float32 array}) out."""
 
-    def __init__(self, saved_model_dir: str, batch_size: int = DEFAULT_BATCH_SIZE):
+    def __init__(self, saved_model_dir: str, batch_size: int = BATCH_PREDICTION_BATCH_SIZE):
         super().__init__()
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
