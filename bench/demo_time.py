@@ -13,7 +13,14 @@ The training steps' distance to the arithmetic limit is estimated from the demo'
 training step costs about 3x the forward pass (forward, and backward at twice the forward),
 ≈ 21 MFLOP per token forward for MiniLM, at ≈ 200 GFLOP/s float32 on this machine.
 
-    python bench/demo_time.py [--runs 3] [--baseline-runs 1] [--no-write]
+Iterator teardown: model.fit returning destroys its tf.data iterator. With tf.data's
+autotuning on (TensorFlow's default), its model thread does not wake up on cancellation and the
+destructor waits out the thread's optimization period, with the cores idle; the pipeline's
+datasets turn autotuning off (trainer/input_pipeline.py). Measured on the last demo run's
+transformed data: the Trainer's training dataset iterated for the demo's 30 steps at ~0.5 s per
+step (a sleep stands in for the step), then deleted; with autotuning on (the baseline) and off.
+
+    python bench/demo_time.py [--runs 3] [--baseline-runs 1] [--teardown-trials 6] [--no-write]
 """
 from __future__ import annotations
 
@@ -34,11 +41,14 @@ _COMPONENT_LINE = re.compile(r"^  (\w+)\s+([\d.]+) s$", re.M)
 MFLOP_PER_TOKEN_FORWARD = 21.0
 TRAINING_STEP_FACTOR = 3.0
 GFLOPS_FLOAT32 = 200.0
+TEARDOWN_STEPS = 30  # the demo's training steps: 3 epochs x 10
 
 
-def run_demo(env_overrides: Dict[str, str]) -> Dict[str, float]:
-    """One `make demo` into a fresh directory: {"make demo": wall s, component: s, ...}."""
-    with tempfile.TemporaryDirectory(prefix="demo_time_") as output:
+def run_demo(env_overrides: Dict[str, str], output: str = "") -> Dict[str, float]:
+    """One `make demo` into a fresh directory (`output`, which must not exist, or a temporary
+    one): {"make demo": wall s, component: s, ...}."""
+    with tempfile.TemporaryDirectory(prefix="demo_time_") as scratch:
+        output = output or scratch
         env = dict(os.environ, **env_overrides)
         started = time.monotonic()
         process = subprocess.run(["make", "demo", f"DEMO_OUTPUT={output}"], cwd=REPO, env=env,
@@ -70,10 +80,41 @@ def demo_tokens() -> float:
                                                    max_length=128)["input_ids"]))
 
 
+def iterator_teardown_seconds(demo_output: str, autotune: bool, trials: int,
+                              steps: int = TEARDOWN_STEPS, step_seconds: float = 0.5
+                              ) -> List[float]:
+    """Seconds each deletion of the demo's training iterator took after `steps` batches."""
+    import glob
+
+    import tensorflow as tf
+    import tensorflow_transform as tft
+
+    from trainer import input_pipeline
+    root = os.path.join(demo_output, "demo", "root", "Transform")
+    spec = tft.TFTransformOutput(glob.glob(os.path.join(root, "transform_graph", "*"))[0]
+                                 ).transformed_feature_spec()
+    files = glob.glob(os.path.join(root, "transformed_examples", "*", "Split-train", "*"))
+    options = tf.data.Options()
+    options.autotune.enabled = autotune  # set last: overrides the pipeline's setting
+    dataset = input_pipeline.make_dataset(files, spec, 32, 128, training=True).with_options(
+        options)
+    seconds = []
+    for _ in range(trials):
+        iterator = iter(dataset)
+        for _ in range(steps):
+            next(iterator)
+            time.sleep(step_seconds)
+        started = time.perf_counter()
+        del iterator
+        seconds.append(time.perf_counter() - started)
+    return seconds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--baseline-runs", type=int, default=1)
+    parser.add_argument("--teardown-trials", type=int, default=6)
     parser.add_argument("--no-write", action="store_true",
                         help="print the section instead of writing docs/BENCHMARKS.md")
     args = parser.parse_args()
@@ -81,7 +122,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="no_pycache_") as empty:
         baseline = [run_demo({"PYTHONPYCACHEPREFIX": empty, "PYTHONDONTWRITEBYTECODE": "1"})
                     for _ in range(args.baseline_runs)]
-    current = [run_demo({}) for _ in range(args.runs)]
+    with tempfile.TemporaryDirectory(prefix="demo_time_kept_") as kept:
+        last_output = os.path.join(kept, "demo")
+        current = [run_demo({}, last_output if run == args.runs - 1 else "")
+                   for run in range(args.runs)]
+        teardown = {autotune: iterator_teardown_seconds(last_output, autotune,
+                                                        args.teardown_trials)
+                    for autotune in (True, False)}
     now, before = medians(current), medians(baseline)
 
     rows = ["| | this tree | without precompiled bytecode | ratio |",
@@ -111,6 +158,16 @@ def main() -> None:
         "tokenizer check. The other components are Beam/TFX start-up and TensorFlow graph "
         "building for a few hundred sentences; `make demo` also starts two processes "
         "(`bertpipe run`, `bertpipe predict`) and the ServingCheck's clean probe process.",
+        "",
+        f"Iterator teardown after {TEARDOWN_STEPS} training steps (the demo's), {args.teardown_trials} "
+        "trials each, seconds per deletion: with tf.data autotuning (the baseline) "
+        + ", ".join(f"{value:.2f}" for value in teardown[True])
+        + f" (mean {statistics.mean(teardown[True]):.2f}, max {max(teardown[True]):.2f}); "
+        "without it, as the pipeline runs now, "
+        + ", ".join(f"{value:.2f}" for value in teardown[False])
+        + f" (mean {statistics.mean(teardown[False]):.2f}, max {max(teardown[False]):.2f}). "
+        "With autotuning the cores are idle during the wait: model.fit returned that much "
+        "later.",
     ])
     if args.no_write:
         print(body)
