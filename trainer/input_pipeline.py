@@ -91,7 +91,7 @@ def make_dataset(file_patterns: Sequence[str], feature_spec, batch_size: int,
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     options.deterministic = not training
     # No autotuning thread: it does not wake up when its iterator is destroyed, so the end of
-    # model.fit (and of each validation pass) waited out its optimization period, 4 to 19 s
+    # model.fit (and of each validation pass) waited out its optimization period, 4 to 10 s
     # with both cores idle in the demo's Trainer. The AUTOTUNE values below then take the core
     # count, and the demo trained faster (80-94 examples/s against 67-73).
     options.autotune.enabled = False
