@@ -53,7 +53,7 @@ NOISE: Tuple[Tuple[str, str], ...] = (
 BEAM_BUNDLE_LOGGER = "apache_beam.runners.portability.fn_api_runner.fn_runner.run_bundle"
 _BEAM_BUNDLE_MESSAGE = "Running bundle for stage"
 HEARTBEAT_SECONDS = 15.0
-_STAGE_PREFIX = re.compile(r"^\(*ref_AppliedPTransform_")
+_STAGE_PREFIX = re.compile(r"^\(*(ref_AppliedPTransform_)?")
 _STAGE_ID = re.compile(r"_\d+$")
 
 _COMPONENT_RUNNING = re.compile(r"Component (\S+) is running\.$")

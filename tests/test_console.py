@@ -37,9 +37,10 @@ def test_a_silent_beam_component_gets_a_heartbeat_with_beam_s_bundles_and_stages
     progress = console.ComponentProgress(clock=lambda: now[0])
     bundle = "Running bundle for stage %s\n\tExpected outputs: %s timers: %s"
     stages = ["ref_AppliedPTransform_ReadFromTFRecord-Read-Impulse_4",
+              "((GenerateStats[train]/Flatten)+(GenerateStats[train]/Decode))",
               "((ref_AppliedPTransform_AnalyzeDataset-Vocabulary_12)+(ref_AppliedPTransform_X_13))"]
     assert progress.filter(record("absl", logging.INFO, "Component %s is running.", "Transform"))
-    for stage in (stages[0], stages[1], stages[1]):
+    for stage in (stages[0], stages[1], stages[2], stages[2]):
         assert not progress.filter(record(console.BEAM_BUNDLE_LOGGER, logging.DEBUG, bundle,
                                           stage, {}, {}))
     # Beam's other debug records of the same logger are not bundles.
@@ -48,7 +49,7 @@ def test_a_silent_beam_component_gets_a_heartbeat_with_beam_s_bundles_and_stages
     now[0] += console.HEARTBEAT_SECONDS - 1
     assert progress.heartbeat() is None  # not silent for long enough yet
     now[0] += 1
-    assert progress.heartbeat() == ("[  15.0 s] Transform ... 15 s: Beam has run 3 bundles of 2 "
+    assert progress.heartbeat() == ("[  15.0 s] Transform ... 15 s: Beam has run 4 bundles of 3 "
                                     "stages, now AnalyzeDataset-Vocabulary")
     assert progress.heartbeat() is None  # once per silent period
     # A component without Beam (the Trainer reports its own progress) gets none.
