@@ -169,8 +169,9 @@ def main() -> None:
         "building for a few hundred sentences; `make demo` also starts two processes "
         "(`bertpipe run`, `bertpipe predict`) and the ServingCheck's clean probe process.",
         "",
-        f"Iterator teardown after {TEARDOWN_STEPS} training steps (the demo's), {args.teardown_trials} "
-        "trials each, seconds per deletion: with tf.data autotuning (the baseline) "
+        f"Iterator teardown after {TEARDOWN_STEPS} training steps (the demo's), "
+        f"{args.teardown_trials} trials each, seconds per deletion: with tf.data autotuning "
+        "(the baseline) "
         + ", ".join(f"{value:.2f}" for value in teardown[True])
         + f" (mean {statistics.mean(teardown[True]):.2f}, max {max(teardown[True]):.2f}); "
         "without it, as the pipeline runs now, "

@@ -154,10 +154,9 @@ def _beat(progress: ComponentProgress, handler: logging.Handler) -> None:
         if line:
             record = logging.LogRecord("bertpipe", logging.INFO, __file__, 0, line, (), None)
             record.levelname = "progress"
-            handler.acquire()
+            handler.acquire()  # handle() would run the filter, which passes only TFX's records
             try:
-                handler.stream.write(handler.format(record) + handler.terminator)
-                handler.flush()
+                handler.emit(record)
             finally:
                 handler.release()
 

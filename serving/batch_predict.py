@@ -55,6 +55,7 @@ import dataclasses
 import io
 import logging
 import os
+import shutil
 import time
 import uuid
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
@@ -459,11 +460,7 @@ def _finalize(temp_dir: str, output: str, suffix: str, header: Optional[str]) ->
                     if index and header_bytes:
                         if part.read(len(header_bytes)) != header_bytes:
                             raise RuntimeError(f"{shard} does not start with the header")
-                    while True:
-                        chunk = part.read(READ_CHUNK_BYTES)
-                        if not chunk:
-                            break
-                        combined.write(chunk)
+                    shutil.copyfileobj(part, combined, READ_CHUNK_BYTES)
     # A local rename is atomic and replaces an existing file; on an object store it is a copy
     # and a delete.
     FileSystems.rename([source], [output])
