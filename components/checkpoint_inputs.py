@@ -10,7 +10,8 @@ a cloud run with a wrong --checkpoint fails with the same CheckpointError a loca
 before it starts.
 
 Transform also gets the label values of the schema (`custom_config['label_values']`) so the
-label vocabulary follows the schema's order: class indices stay stable across retraining runs.
+label vocabulary follows the schema's order: class indices stay stable across retraining runs;
+its transformed examples get their input's span, which TFX's Transform does not set.
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from tfx import types
 from tfx.components import Trainer as _Trainer
 from tfx.components import Transform as _Transform
 from tfx.components.trainer.executor import GenericExecutor
+from tfx.components.example_gen.utils import SPAN_PROPERTY_NAME
 from tfx.components.transform.executor import Executor as _TransformExecutor
 from tfx.dsl.components.base import base_component
 from tfx.dsl.components.common import importer
@@ -64,6 +66,13 @@ def _move_checkpoint_into_custom_config(
     return input_dict, exec_properties
 
 
+def span_of(examples: types.Artifact) -> int:
+    """The span of an Examples artifact: ExampleGen records it as a custom property."""
+    if examples.has_custom_property(SPAN_PROPERTY_NAME):
+        return examples.get_int_custom_property(SPAN_PROPERTY_NAME)
+    return examples.span
+
+
 class TransformExecutor(_TransformExecutor):
     def Do(self, input_dict, output_dict, exec_properties):
         schema = artifact_utils.get_single_instance(
@@ -78,7 +87,15 @@ class TransformExecutor(_TransformExecutor):
             input_dict, exec_properties,
             **{LABEL_VALUES_KEY: label_values_from_schema(
                 io_utils.get_only_uri_in_dir(schema.uri), label_feature)})
-        return super().Do(input_dict, output_dict, exec_properties)
+        result = super().Do(input_dict, output_dict, exec_properties)
+        # TFX's Transform leaves the transformed examples without a span, and statistics take
+        # their examples' span: the drift check finds the previous span's statistics by it.
+        span = max(span_of(example)
+                   for example in input_dict[standard_component_specs.EXAMPLES_KEY])
+        for transformed in output_dict.get(
+                standard_component_specs.TRANSFORMED_EXAMPLES_KEY, []):
+            transformed.span = span
+        return result
 
 
 class TrainerExecutor(GenericExecutor):

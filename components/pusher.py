@@ -54,6 +54,8 @@ from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 from tfx import types
 from tfx.components import Pusher
+from tfx.components.distribution_validator.executor import (ARTIFACT_PROPERTY_BLESSED_KEY,
+                                                             NOT_BLESSED_VALUE)
 from tfx.components.pusher import executor as pusher_executor
 from tfx.dsl.components.base import base_component, executor_spec
 from tfx.proto import pusher_pb2
@@ -61,6 +63,7 @@ from tfx.types import artifact_utils, standard_artifacts, standard_component_spe
 from tfx.types.component_spec import ChannelParameter
 from tfx.utils import io_utils, proto_utils
 
+from components.validation_gate import describe_anomalies
 from serving import contract
 from serving.contract import SERVING_CONFIG_FILE_NAME
 
@@ -83,6 +86,9 @@ NOT_PUSHED_REASON_PROPERTY = "not_pushed_reason"
 SERVED_BASELINE_KEY = "served_baseline"
 SERVED_VERSION_PROPERTY, SERVED_FINGERPRINT_PROPERTY = "served_version", "served_fingerprint"
 NOTHING_SERVED = 0
+# The DistributionValidator's anomalies (--drift-action stop-push), whose `blessed` property
+# holds a verdict per pair of splits (NOT_BLESSED_VALUE: they drifted).
+DRIFT_ANOMALIES_KEY = "drift_anomalies"
 _FINGERPRINTED_FILES = (FINGERPRINT_FILE_NAME, "saved_model.pb", "variables/variables.index")
 
 
@@ -410,6 +416,12 @@ class Executor(pusher_executor.Executor):
         if not self.CheckBlessing(input_dict):
             self._MarkNotPushed(pushed_model)
             return
+        drifted = drift_found(input_dict.get(DRIFT_ANOMALIES_KEY))
+        if drifted:
+            logging.error("%s", drifted)
+            pushed_model.set_string_custom_property(NOT_PUSHED_REASON_PROPERTY, drifted)
+            self._MarkNotPushed(pushed_model)
+            return
         model_path = self.GetModelPath(input_dict)
         serving_root, model_name = serving_location(
             exec_properties[standard_component_specs.PUSH_DESTINATION_KEY])
@@ -457,11 +469,30 @@ class Executor(pusher_executor.Executor):
         return True
 
 
+def drift_found(drift_anomalies: Optional[List[types.Artifact]]) -> Optional[str]:
+    """Why drift refuses the push (every anomaly, by split), or None: no DistributionValidator
+    wired, no previous span to compare with, or no drift."""
+    if not drift_anomalies:
+        return None
+    anomalies = artifact_utils.get_single_instance(drift_anomalies)
+    verdicts = anomalies.get_json_value_custom_property(ARTIFACT_PROPERTY_BLESSED_KEY) or {}
+    if all(verdict != NOT_BLESSED_VALUE for verdict in dict(verdicts).values()):
+        return None
+    found = describe_anomalies(anomalies)
+    return (f"not pushed: span {anomalies.span} drifted from the previous span (--drift-action "
+            "stop-push): " + "; ".join(f"split {split!r}: {line}"
+                                       for split, lines in sorted(found.items())
+                                       for line in lines))
+
+
 class ServingPusherSpec(Pusher.SPEC_CLASS):
-    """TFX's PusherSpec, and the ServedBaseline the Evaluator compared the model with."""
+    """TFX's PusherSpec, the ServedBaseline the Evaluator compared the model with, and the
+    DistributionValidator's anomalies of this span."""
 
     INPUTS = {**Pusher.SPEC_CLASS.INPUTS,
               SERVED_BASELINE_KEY: ChannelParameter(type=standard_artifacts.Model,
+                                                    optional=True),
+              DRIFT_ANOMALIES_KEY: ChannelParameter(type=standard_artifacts.ExampleAnomalies,
                                                     optional=True)}
 
 
@@ -473,7 +504,8 @@ class ServingPusher(Pusher):
     `already_served` is 1 when the model was the newest version already (same fingerprint),
     so no new version was written. With `served_baseline` (a ServedBaseline's output) it pushes
     only if the newest served version is still the one the Evaluator compared the model with;
-    otherwise `not_pushed_reason` says what changed.
+    with `drift_anomalies` (a DistributionValidator's output) only if the span did not drift;
+    otherwise `not_pushed_reason` says why.
     """
 
     SPEC_CLASS = ServingPusherSpec
@@ -483,7 +515,8 @@ class ServingPusher(Pusher):
                  model: Optional[types.BaseChannel] = None,
                  model_blessing: Optional[types.BaseChannel] = None,
                  infra_blessing: Optional[types.BaseChannel] = None,
-                 served_baseline: Optional[types.BaseChannel] = None):
+                 served_baseline: Optional[types.BaseChannel] = None,
+                 drift_anomalies: Optional[types.BaseChannel] = None):
         # The location goes into the standard push_destination exec property, so ML Metadata
         # records where each push went, just as it does for TFX's Pusher. TFX's Pusher checks
         # and serializes the arguments; its spec gets the extra input.
@@ -492,4 +525,5 @@ class ServingPusher(Pusher):
                           push_destination=serving_push_destination(serving_root, model_name))
         base_component.BaseComponent.__init__(self, spec=ServingPusherSpec(
             **standard.spec.exec_properties, **standard.spec.inputs, **standard.spec.outputs,
-            **({SERVED_BASELINE_KEY: served_baseline} if served_baseline is not None else {})))
+            **({SERVED_BASELINE_KEY: served_baseline} if served_baseline is not None else {}),
+            **({DRIFT_ANOMALIES_KEY: drift_anomalies} if drift_anomalies is not None else {})))

@@ -16,7 +16,7 @@ from typing import List, Optional, Tuple
 
 from pipeline import console
 from pipeline.config import (SECTIONS, ConfigError, DataConfig, ModelConfig, PipelineConfig,
-                             ServingConfig, flag_of)
+                             QualityConfig, ServingConfig, flag_of)
 
 # Errors users cause and can fix: printed as a message, exit status 2, no traceback.
 _EXIT_USER_ERROR = 2
@@ -314,6 +314,11 @@ def command_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_skew(args: argparse.Namespace) -> int:
+    from pipeline import skew
+    return skew.main(args)  # prints its own errors: exit 2, skew: exit 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bertpipe", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -451,6 +456,32 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--output", default=None,
                         help="the HTML file to write (default: <run-dir>/report.html)")
     report.set_defaults(handler=command_report)
+
+    skew = commands.add_parser(
+        "skew", help="compare logged requests (TF Serving PredictionLog TFRecords) with the "
+                     "training statistics of the served model's run; exit 1 on skew")
+    skew.add_argument("--request-log", required=True,
+                      help="a `bertpipe serve --request-log-dir` directory (its *.tfrecord "
+                           "files), or a glob of PredictionLog TFRecord files (TF Serving's "
+                           "request logs; .gz: GZIP)")
+    skew.add_argument("--run-dir", default=None,
+                      help="the pipeline's <output_dir>/<pipeline_name> directory (default: "
+                           "from --output-dir and --pipeline-name)")
+    skew.add_argument("--output-dir", default=RuntimeConfig.output_dir)
+    skew.add_argument("--pipeline-name", default=RuntimeConfig.pipeline_name)
+    skew.add_argument("--model-root", default="",
+                      help="<serving_root>/<model_name> of the served model (default: the "
+                           "model the run dir pushed last)")
+    skew.add_argument("--model-version", type=int, default=None,
+                      help="the served version (default: the newest in --model-root)")
+    # The bound on drift between spans is the bound on skew too: the same divergence.
+    skew.add_argument("--max-length-skew", type=float, default=QualityConfig.max_length_drift,
+                      help="largest Jensen-Shannon divergence of text length and token count "
+                           "between training and requests (default: %(default)s)")
+    skew.add_argument("--html", default=None,
+                      help="the page to write (default: skew.html in the request log's "
+                           "directory)")
+    skew.set_defaults(handler=command_skew)
 
     verbose_help = ("show every library's log (TensorFlow, TFX, Beam, transformers); by "
                     "default only warnings that matter and one line per pipeline component")

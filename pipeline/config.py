@@ -6,6 +6,7 @@ composed of small sections, each validated when it is made:
 
   data        what to read and how (files, columns, splits, spans, schema, label values)
   model       the pretrained checkpoint and the sequence length (Transform and Trainer)
+  quality     bounds on the tokenized text and on drift between spans, and what a breach does
   training    how the classifier is trained (trainer/config.py: the Trainer gets just this)
   tuning      the Tuner: off unless --tune; its search space and budget (trainer/config.py)
   evaluation  when a model is blessed (the Evaluator)
@@ -34,8 +35,9 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 from trainer.config import (ConfigError, TrainerSettings, TrainingConfig, TuningConfig,
                             check_at_least, check_choice, flag_of)
 
-__all__ = ["ConfigError", "PipelineConfig", "DataConfig", "ModelConfig", "TrainingConfig",
-           "EvaluationConfig", "ServingConfig", "RuntimeConfig", "flag_of", "run_layout"]
+__all__ = ["ConfigError", "PipelineConfig", "DataConfig", "ModelConfig", "QualityConfig",
+           "TrainingConfig", "EvaluationConfig", "ServingConfig", "RuntimeConfig", "flag_of",
+           "run_layout"]
 
 DATA_FORMATS = ("auto", "csv", "tsv", "tfrecord")
 BEAM_RUNNERS = ("direct", "dataflow")
@@ -125,6 +127,50 @@ class ModelConfig:
         if self.max_seq_length < 2:
             raise ConfigError(f"max_seq_length must be at least 2 ([CLS] and [SEP]), "
                               f"got {self.max_seq_length}")
+
+
+TEXT_ANOMALY_ACTIONS = ("stop-run", "warn")
+DRIFT_ACTIONS = ("stop-push", "stop-run", "warn")
+RETRAIN_TRIGGERS = ("every-span", "drift")
+
+
+@dataclasses.dataclass(frozen=True)
+class QualityConfig:
+    """Checks of the tokenized text of every split (TextValidator) and, with {SPAN} data, of
+    the drift from the previous span (DriftValidator); pipeline/data_quality.py turns these
+    into TFDV's validation configs."""
+
+    # Bounds on each split: the share of texts cut at max_seq_length, and the mean share of
+    # [UNK] among a text's WordPiece tokens. Above a bound: an anomaly.
+    max_truncated_share: float = 0.05
+    max_unknown_token_share: float = 0.01
+    # What such an anomaly does: stop-run (before training) or warn (summary and report only).
+    text_anomalies: str = "stop-run"
+    # Drift of a new span from the previous one: the L-infinity distance between their label
+    # distributions, and the Jensen-Shannon divergence of text lengths (characters) and of
+    # token counts.
+    max_label_drift: float = 0.1
+    max_length_drift: float = 0.1
+    # What drift does: stop-push (train and evaluate, push nothing), stop-run (before
+    # training) or warn.
+    drift_action: str = "stop-push"
+    # With {SPAN} data: train on every new span, or only on a span that drifted from the
+    # previous one (and on the first span); a span without drift then ends after the checks.
+    retrain_on: str = "every-span"
+
+    def __post_init__(self):
+        check_choice(self.text_anomalies, "text_anomalies", TEXT_ANOMALY_ACTIONS)
+        check_choice(self.drift_action, "drift_action", DRIFT_ACTIONS)
+        check_choice(self.retrain_on, "retrain_on", RETRAIN_TRIGGERS)
+        if self.retrain_on == "drift" and self.drift_action != "warn":
+            raise ConfigError(f"{flag_of('retrain_on')} drift trains because the span drifted, "
+                              f"so drift cannot also stop it: add {flag_of('drift_action')} "
+                              f"warn (it is {self.drift_action!r})")
+        for name in ("max_truncated_share", "max_unknown_token_share", "max_label_drift",
+                     "max_length_drift"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ConfigError(f"{flag_of(name)} must be between 0 and 1, got "
+                                  f"{getattr(self, name)}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -352,9 +398,9 @@ def run_layout(run_dir: str) -> Dict[str, str]:
             "backup_root": os.path.join(run_dir, BACKUP_DIR)}
 
 
-SECTIONS = {"data": DataConfig, "model": ModelConfig, "training": TrainingConfig,
-            "tuning": TuningConfig, "evaluation": EvaluationConfig, "serving": ServingConfig,
-            "runtime": RuntimeConfig, "resources": ResourcesConfig}
+SECTIONS = {"data": DataConfig, "model": ModelConfig, "quality": QualityConfig,
+            "training": TrainingConfig, "tuning": TuningConfig, "evaluation": EvaluationConfig,
+            "serving": ServingConfig, "runtime": RuntimeConfig, "resources": ResourcesConfig}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -363,6 +409,7 @@ class PipelineConfig:
 
     data: DataConfig
     model: ModelConfig = ModelConfig()
+    quality: QualityConfig = QualityConfig()
     training: TrainingConfig = TrainingConfig()
     tuning: TuningConfig = TuningConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
@@ -374,6 +421,10 @@ class PipelineConfig:
         if self.tuning.tune and not self.training.validation_fraction:
             raise ConfigError(f"{flag_of('tune')} scores trials on the held-out part of the "
                               f"training split: {flag_of('validation_fraction')} must be above 0")
+        if self.quality.retrain_on == "drift" and not self.data.has_spans:
+            raise ConfigError(f"{flag_of('retrain_on')} drift compares each new span with the "
+                              f"previous one: {flag_of('train_data')} needs a {{SPAN}} pattern, "
+                              f"got {self.data.train_data!r}")
         if self.tuning.tuner_parallel_trials > 1 and not self.resources.vertex_training:
             raise ConfigError(f"{flag_of('tuner_parallel_trials')} "
                               f"{self.tuning.tuner_parallel_trials}: parallel trials run on "

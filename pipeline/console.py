@@ -47,6 +47,9 @@ NOISE: Tuple[Tuple[str, str], ...] = (
     ("tensorflow", "is deprecated and will be removed"),
     # Beam without the optional python-snappy: only a slower CRC on small local files.
     ("apache_beam", "Couldn't find python-snappy"),
+    # TFDV on the text statistics, which are sliced by label: it validates the slice of all
+    # examples, as intended (pipeline/data_quality.py).
+    ("root", "Multiple datasets found in statistics. Using the default slice dataset."),
 )
 
 # Beam's in-process runner logs each bundle it runs (at DEBUG) with its stage's name.

@@ -95,7 +95,7 @@ def build_pipeline(config: PipelineConfig):
     from pipeline.pipeline import create_pipeline
     check_cloud_config(config)
     try:
-        return create_pipeline(config)
+        return create_pipeline(config, kubeflow=True)
     except ValueError as error:  # e.g. a component that refuses a setting
         raise CloudConfigError(f"create_pipeline refused the config: {error}") from error
 

@@ -4,6 +4,7 @@
 it finishes) writes `<run dir>/report.html` for one run recorded in the run directory's ML
 Metadata store, the latest by default: the components and their wall times, the settings and
 checkpoint, the data statistics (TFDV) with a chart per feature, the anomalies per split, the
+tokenized text per split and label with its bounds and the drift from the previous span, the
 training curves (the Trainer's TensorBoard logs), the evaluation metrics, confusion matrix and
 slices (TFMA), the blessing decisions and the pushed version. Images are PNG data URIs and the
 style sheet is inline, so the file opens anywhere, offline, and can be attached to a ticket or
@@ -26,17 +27,21 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import jinja2
 import tensorflow_model_analysis as tfma
-from google.protobuf import text_format
+from google.protobuf import json_format, text_format
+from tensorflow_data_validation.anomalies.proto import custom_validation_config_pb2
 from tensorflow_model_analysis.metrics.example_count import EXAMPLE_COUNT_NAME
 from tensorflow_model_analysis.slicer import slicer_lib
 from tfx.types import artifact_utils
+from tfx.types.standard_component_specs import (BASELINE_STATISTICS_KEY,
+                                                CUSTOM_VALIDATION_CONFIG_KEY)
 
 from components.checkpoint_inputs import PretrainedCheckpoint
 from components.validation_gate import describe_anomalies
 from pipeline import report_charts, run_artifacts
 from pipeline.run_summary import compared_with, push_outcome
 from pipeline.runs import PipelineRun, read_run
-from preprocessing.features import MAX_SEQ_LENGTH_KEY, TEXT_FEATURE_KEY
+from preprocessing.features import (LABEL_NAME, MAX_SEQ_LENGTH_KEY, TEXT_FEATURE_KEY,
+                                    TEXT_LENGTH, TOKEN_COUNT, TRUNCATED, UNKNOWN_TOKEN_SHARE)
 from trainer.config import VALIDATION_METRIC
 
 REPORT_FILE_NAME = "report.html"
@@ -125,6 +130,82 @@ def _anomalies_section(run: PipelineRun) -> Dict[str, Any]:
     return {"splits": {split: found.get(split, [])
                        for split in artifact_utils.decode_split_names(anomalies.split_names)},
             "gate": gate.state if gate else "not run"}
+
+
+# ----------------------------------------------------------------- tokenized text, drift
+
+def _slice_label(slice_name: str) -> str:
+    """TFDV's slice name as the report shows it: "all", or the label value."""
+    prefix = f"{LABEL_NAME}_"
+    return slice_name[len(prefix):] if slice_name.startswith(prefix) else "all"
+
+
+def _text_rows(described: Dict[str, Dict[str, Dict[str, Any]]]) -> List[Dict[str, Any]]:
+    rows = []
+    for split, slices in sorted(described.items(), key=lambda item: item[0] != "train"):
+        for slice_name, values in slices.items():
+            rows.append({"split": split, "label": _slice_label(slice_name),
+                         "texts": values["texts"], "tokens": values.get(TOKEN_COUNT, {}),
+                         "chars": values.get(TEXT_LENGTH, {}),
+                         "truncated": 100 * values.get(TRUNCATED, 0.0),
+                         "unknown": 100 * values.get(UNKNOWN_TOKEN_SHARE, 0.0)})
+    return rows
+
+
+def _bounds(run: PipelineRun) -> List[str]:
+    """The bounds TextValidator applied, as their descriptions (with the flags)."""
+    validator = run.get("TextValidator")
+    config = validator.properties.get(CUSTOM_VALIDATION_CONFIG_KEY) if validator else None
+    if not config:
+        return []
+    parsed = json_format.Parse(config, custom_validation_config_pb2.CustomValidationConfig())
+    return [validation.description for feature in parsed.feature_validations
+            for validation in feature.validations]
+
+
+def _drift(run: PipelineRun, current: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+    """The drift check of a {SPAN} run: distances per split, and the training split's label
+    shares and lengths next to the previous span's."""
+    drift = run.artifact("DriftValidator", "anomalies")
+    if drift is None:
+        if "DriftValidator" in run.components:
+            return {"not_run": run.not_run_reason("DriftValidator")}
+        return None
+    measured = run_artifacts.drift_measurements(drift)
+    baseline = run.get("DriftValidator").inputs.get(BASELINE_STATISTICS_KEY) or [None]
+    previous_statistics = baseline[0]
+    if not measured or previous_statistics is None:
+        return {"not_run": None, "span": drift.span, "measured": {}, "previous_span": None}
+    previous = run_artifacts.text_statistics(previous_statistics).get("train", {}).get(
+        "All Examples", {})
+    now = current.get("train", {}).get("All Examples", {})
+    labels = sorted(set(previous.get(LABEL_NAME, {})) | set(now.get(LABEL_NAME, {})))
+    return {"not_run": None, "span": drift.span, "previous_span": previous_statistics.span,
+            "measured": {split: [{"feature": feature, "value": value, "bound": bound,
+                                  "drifted": value > bound}
+                                 for feature, (value, bound) in sorted(values.items())]
+                         for split, values in sorted(measured.items())},
+            "labels": [(label, 100 * previous.get(LABEL_NAME, {}).get(label, 0.0),
+                        100 * now.get(LABEL_NAME, {}).get(label, 0.0)) for label in labels],
+            "lengths": [(f"{name} {quantile}", previous.get(name, {}).get(quantile),
+                         now.get(name, {}).get(quantile))
+                        for name in (TOKEN_COUNT, TEXT_LENGTH)
+                        for quantile in ("p50", "p90", "p99", "max")]}
+
+
+def _text_section(run: PipelineRun) -> Dict[str, Any]:
+    statistics = run.artifact("TextStatisticsGen", "statistics")
+    if statistics is None:
+        return {"not_run": run.not_run_reason("TextStatisticsGen")}
+    described = run_artifacts.text_statistics(statistics)
+    bounds = run.artifact("TextValidator", "anomalies")
+    found = describe_anomalies(bounds, statistics) if bounds is not None else {}
+    gate = run.get("TextValidationGate")
+    return {"rows": _text_rows(described), "bounds": _bounds(run),
+            "anomalies": [f"split {split!r}: {line}" for split, lines in sorted(found.items())
+                          for line in lines],
+            "action": "stop the run (TextValidationGate)" if gate else "warn",
+            "drift": _drift(run, described)}
 
 
 # -------------------------------------------------------------------------------- tuning
@@ -433,7 +514,8 @@ def render_report(run_dir: str, run_id: Optional[str] = None) -> str:
     environment.filters["change"] = _format_change
     environment.filters["whole"] = _format_whole
     sections = {"overview": _run_section(run), "statistics": _statistics_section(run),
-                "anomalies": _anomalies_section(run), "tuning": _tuning_section(run),
+                "anomalies": _anomalies_section(run), "text": _text_section(run),
+                "tuning": _tuning_section(run),
                 "training": _training_section(run),
                 "evaluation": evaluation, "serving": _serving_section(run, evaluation)}
     for section in sections.values():

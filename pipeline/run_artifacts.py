@@ -22,7 +22,8 @@ from tfx.types import artifact_utils  # noqa: E402
 from tfx.types.artifact import Artifact  # noqa: E402
 
 from components.serving_check import REPORT_FILE_NAME as SERVING_CHECK_FILE  # noqa: E402
-from preprocessing.features import INPUT_IDS, LABEL_VOCABULARY  # noqa: E402
+from preprocessing.features import (INPUT_IDS, LABEL_NAME, LABEL_VOCABULARY,  # noqa: E402
+                                    TEXT_LENGTH, TOKEN_COUNT, TRUNCATED, UNKNOWN_TOKEN_SHARE)
 
 
 # ---------------------------------------------------------------------------- statistics
@@ -45,6 +46,73 @@ def token_id_statistics(post_transform_stats: Artifact) -> Optional[Any]:
         return None
     return next((feature for feature in tfdv.load_stats_binary(path).datasets[0].features
                  if feature_name(feature) == INPUT_IDS), None)
+
+
+def quantile(feature, fraction: float) -> Optional[float]:
+    """A quantile of a numeric feature from TFDV's quantiles histogram (equal-count buckets:
+    the q-quantile is where bucket q * count starts); None without that histogram."""
+    for histogram in feature.num_stats.histograms:
+        if histogram.type == histogram.QUANTILES and histogram.buckets:
+            buckets = histogram.buckets
+            index = min(int(fraction * len(buckets)), len(buckets) - 1)
+            return buckets[index].low_value if fraction < 1 else buckets[-1].high_value
+    return None
+
+
+def _value_shares(feature) -> Dict[str, float]:
+    """{value: share of examples} of a string feature, from TFDV's top values."""
+    string_stats = feature.string_stats
+    total = sum(bucket.sample_count for bucket in string_stats.rank_histogram.buckets) or sum(
+        value.frequency for value in string_stats.top_values)
+    if not total:
+        return {}
+    return {value.value: value.frequency / total for value in string_stats.top_values}
+
+
+def describe_text_statistics(dataset) -> Dict[str, Any]:
+    """The tokenized text of one slice of one split: texts, tokens and characters per text
+    (p50, p90, p99, max), the shares truncated and [UNK], and the label shares."""
+    described: Dict[str, Any] = {"texts": dataset.num_examples}
+    for feature in dataset.features:
+        name = feature_name(feature)
+        if name in (TOKEN_COUNT, TEXT_LENGTH):
+            described[name] = {"p50": quantile(feature, 0.5), "p90": quantile(feature, 0.9),
+                               "p99": quantile(feature, 0.99),
+                               "max": feature.num_stats.max, "mean": feature.num_stats.mean}
+        elif name in (TRUNCATED, UNKNOWN_TOKEN_SHARE):
+            described[name] = feature.num_stats.mean
+        elif name == LABEL_NAME:
+            described[name] = _value_shares(feature)
+    return described
+
+
+def text_statistics(statistics: Artifact) -> Dict[str, Dict[str, Dict[str, Any]]]:
+    """{split: {slice: describe_text_statistics(...)}} of a TextStatisticsGen output; the
+    slices are TFDV's: "All Examples", then "label_name_<label>"."""
+    found = {}
+    for split in artifact_utils.decode_split_names(statistics.split_names):
+        datasets = stats_artifact_utils.load_statistics(statistics, split).proto().datasets
+        found[split] = {dataset.name or "All Examples": describe_text_statistics(dataset)
+                        for dataset in datasets}
+    return found
+
+
+def drift_measurements(drift_anomalies: Artifact) -> Dict[str, Dict[str, Tuple[float, float]]]:
+    """{split: {feature: (measured distance, threshold)}} of a DistributionValidator output
+    (its split pairs, e.g. train_train, named by their first split); {} when it had no
+    earlier span to compare with."""
+    from tensorflow_data_validation.utils import anomalies_util
+    found = {}
+    for pair in artifact_utils.decode_split_names(drift_anomalies.split_names or "[]"):
+        path = os.path.join(drift_anomalies.uri, f"SplitPair-{pair}", "SchemaDiff.pb")
+        if not os.path.exists(path):
+            continue
+        split = pair.split("_", 1)[0]
+        for info in anomalies_util.load_anomalies_binary(path).drift_skew_info:
+            for measurement in info.drift_measurements:
+                found.setdefault(split, {})[".".join(info.path.step)] = (measurement.value,
+                                                                       measurement.threshold)
+    return found
 
 
 # ------------------------------------------------------------------------------ training

@@ -1,5 +1,5 @@
 """What the latest local run did, in a few lines for the terminal: each component's wall time
-and state, which components were cached, what the model was compared with, the blessing, the
+and state, the checks of the tokenized text and of drift, which components were cached, what the model was compared with, the blessing, the
 evaluation metrics and the pushed version, or why it was not pushed (`push_outcome`, which the
 report shows too). The run is read as the report reads it (pipeline/runs.py), so only this
 run's executions count: a data-half run after a full one shows no model.
@@ -11,7 +11,10 @@ from typing import List, Optional
 from components.pusher import (ALREADY_SERVED_PROPERTY, NOT_PUSHED_REASON_PROPERTY,
                                SERVED_VERSION_PROPERTY)
 from components.served_baseline import REPLACES_PROPERTY, SERVED_PATH_PROPERTY
+from components.validation_gate import describe_anomalies
 from pipeline import run_artifacts, runs
+from preprocessing.features import (LABEL_NAME, TEXT_LENGTH, TOKEN_COUNT, TRUNCATED,
+                                    UNKNOWN_TOKEN_SHARE)
 
 _ACCURACY = "sparse_categorical_accuracy"
 
@@ -85,11 +88,49 @@ def _blessing_failures(run: runs.PipelineRun, evaluation_uri: str) -> List[str]:
     return reasons or ["the model was not blessed"]
 
 
+_DRIFT_NAMES = {LABEL_NAME: "label L-inf", TEXT_LENGTH: "text length JS",
+                TOKEN_COUNT: "token count JS"}
+
+
+def quality_lines(run: runs.PipelineRun) -> List[str]:
+    """The checks of the tokenized text: its bounds on the training split (or each anomaly,
+    by split, with the measured value), and the drift from the previous span."""
+    lines = []
+    statistics = run.artifact("TextStatisticsGen", "statistics")
+    bounds = run.artifact("TextValidator", "anomalies")
+    if statistics is not None and bounds is not None:
+        found = describe_anomalies(bounds, statistics)
+        if found:
+            lines.extend(f"text anomaly: split {split!r}: {line}"
+                         for split, entries in sorted(found.items()) for line in entries)
+        else:
+            train = run_artifacts.text_statistics(statistics).get("train", {}).get(
+                "All Examples", {})
+            tokens = train.get(TOKEN_COUNT, {})
+            lines.append(f"tokenized text (train): {tokens.get('p50', 0):.0f} tokens per text "
+                         f"(p90 {tokens.get('p90', 0):.0f}), truncated "
+                         f"{100 * train.get(TRUNCATED, 0):.1f}%, [UNK] "
+                         f"{100 * train.get(UNKNOWN_TOKEN_SHARE, 0):.2f}%: within bounds")
+    drift = run.artifact("DriftValidator", "anomalies")
+    if drift is not None:
+        by_split = run_artifacts.drift_measurements(drift)
+        if not by_split:
+            lines.append("drift: no earlier span to compare with")
+        for split, measured in sorted(by_split.items(), key=lambda item: item[0] != "train"):
+            drifted = [feature for feature, (value, bound) in measured.items() if value > bound]
+            lines.append(
+                f"drift of span {drift.span} from the previous span ({split}): " + ", ".join(
+                    f"{_DRIFT_NAMES.get(feature, feature)} {value:.3f} (max {bound:g})"
+                    for feature, (value, bound) in sorted(measured.items()))
+                + (f": DRIFTED ({', '.join(drifted)})" if drifted else ": within bounds"))
+    return lines
+
+
 def describe_run(run: runs.PipelineRun) -> str:
     """Which components were cached, what the model was compared with, whether the run blessed
     it, its evaluation metrics and where it pushed it, or why not; the model lines are left out
     for a run without one (data half)."""
-    lines = []
+    lines = quality_lines(run)
     if run.cached:
         lines.append(f"cached (inputs and settings unchanged, outputs reused): "
                      f"{', '.join(run.cached)}")

@@ -8,7 +8,8 @@ answers what the report, the terminal summary, span skipping and the benchmarks 
   component's execution, its state (COMPLETE, CACHED, FAILED, ...), wall time, execution
   properties and output artifacts (from the run directory given, also when it was moved);
 - `runs_that_read(run_dir, span, fingerprint)`: the runs whose ExampleGen produced (or reused)
-  the examples of a span with that input fingerprint.
+  the examples of a span with that input fingerprint;
+- `pushes(run_dir)`: the models the ServingPusher put in place, with their version and run.
 """
 from __future__ import annotations
 
@@ -48,6 +49,8 @@ class ComponentRun:
     seconds: float
     properties: Dict[str, Any]  # execution properties (custom_config as a JSON string, ...)
     outputs: Dict[str, List[Artifact]]
+    # The artifacts it read, by input key, at the URIs recorded (e.g. the drift baseline).
+    inputs: Dict[str, List[Artifact]] = dataclasses.field(default_factory=dict)
 
     @property
     def succeeded(self) -> bool:
@@ -162,11 +165,12 @@ def _read_run(store: metadata_store.MetadataStore, run: metadata_store_pb2.Conte
         for execution in store.get_executions_by_context(node.id):
             node_of[execution.id] = node.name.split(".", 1)[1]
     executions = sorted(store.get_executions_by_context(run.id), key=lambda e: e.id)
-    events = [event for event in
-              store.get_events_by_execution_ids([execution.id for execution in executions])
-              if event.type == metadata_store_pb2.Event.OUTPUT]
-    mlmd_artifacts = {artifact.id: artifact for artifact in
-                      store.get_artifacts_by_id({event.artifact_id for event in events})}
+    all_events = store.get_events_by_execution_ids([execution.id for execution in executions])
+    events = [event for event in all_events if event.type == metadata_store_pb2.Event.OUTPUT]
+    input_events = [event for event in all_events
+                    if event.type == metadata_store_pb2.Event.INPUT and event.path.steps]
+    mlmd_artifacts = {artifact.id: artifact for artifact in store.get_artifacts_by_id(
+        {event.artifact_id for event in events + input_events})}
     artifact_types = {artifact_type.id: artifact_type for artifact_type in
                       store.get_artifact_types_by_id(
                           {artifact.type_id for artifact in mlmd_artifacts.values()})}
@@ -193,6 +197,12 @@ def _read_run(store: metadata_store.MetadataStore, run: metadata_store_pb2.Conte
             producer = _producer_execution_id(store, artifact.id)
             artifact.uri = _local_uri(artifact, component, key, producer, pipeline_root)
             entry.outputs.setdefault(key, []).append(artifact)
+        for event in input_events:
+            if event.execution_id == execution.id:
+                mlmd_artifact = mlmd_artifacts[event.artifact_id]
+                entry.inputs.setdefault(event.path.steps[0].key, []).append(
+                    artifact_utils.deserialize_artifact(artifact_types[mlmd_artifact.type_id],
+                                                        mlmd_artifact))
         components[component] = entry
 
     def when(milliseconds: int) -> datetime.datetime:
@@ -245,3 +255,46 @@ def runs_that_read(run_dir: str, span: int, fingerprint: str) -> List[PipelineRu
                 for run in store.get_contexts_by_execution(producer) if run.type_id == run_type}
     ordered = sorted(contexts.values(), key=lambda run: (run.create_time_since_epoch, run.id))
     return [_read_run(store, run, run_dir) for run in ordered]
+
+
+@dataclasses.dataclass
+class Push:
+    """A model the ServingPusher put in place (or found already served), and the run."""
+
+    run_id: str
+    version: int  # the version directory's number
+    destination: str  # the version directory, as the pusher recorded it
+    model_copy: str  # the PushedModel artifact's directory: a copy of the pushed SavedModel
+
+
+def pushes(run_dir: str) -> List[Push]:
+    """Every push recorded in `run_dir` (the PushedModel artifacts with `pushed` 1: a new
+    version, or the version already serving the same model), oldest first; a push a later run
+    reused (cached) is listed for each run."""
+    run_dir = os.path.abspath(run_dir).rstrip(os.sep)
+    store = open_store(run_dir)
+    pipeline_root = run_layout(run_dir)["pipeline_root"]
+    pushed = {artifact.id: artifact for artifact in store.get_artifacts_by_type("PushedModel")
+              if _property_value(artifact.custom_properties.get(
+                  "pushed", metadata_store_pb2.Value())) == 1}
+    if not pushed:
+        return []
+    run_type = store.get_context_type("pipeline_run").id
+    found = []
+    for event in store.get_events_by_artifact_ids(list(pushed)):
+        if event.type != metadata_store_pb2.Event.OUTPUT:
+            continue
+        artifact = pushed[event.artifact_id]
+        properties = artifact.custom_properties
+        # The pusher's directory is <pipeline_root>/<node id>/pushed_model/<execution id>.
+        node = artifact.uri.rstrip("/").split("/")[-3] if artifact.uri else ""
+        copy = _local_uri(artifact, node, "pushed_model",
+                          _producer_execution_id(store, artifact.id), pipeline_root)
+        for run in store.get_contexts_by_execution(event.execution_id):
+            if run.type_id == run_type:
+                found.append(((run.create_time_since_epoch, run.id, artifact.id), Push(
+                    run_id=run.name,
+                    version=int(properties["pushed_version"].string_value or 0),
+                    destination=properties["pushed_destination"].string_value,
+                    model_copy=copy)))
+    return [push for _, push in sorted(found, key=lambda entry: entry[0])]

@@ -22,6 +22,7 @@ from typing import Any, Dict, Optional
 from tfx.components.example_gen import utils as example_gen_utils
 from tfx.utils import json_utils
 
+from components.proto_settings import RETRAIN_PROPERTY
 from pipeline import runs
 from pipeline.config import PipelineConfig
 from pipeline.data_inputs import example_gen_inputs
@@ -32,6 +33,7 @@ _FINAL_COMPONENT = {True: "ServingPusher", False: "Transform"}
 _MODEL_SETTINGS = {"ImportSchemaGen": ("schema_file",), "Transform": ("custom_config",),
                    "Tuner": ("custom_config",), "Trainer": ("custom_config",)}
 _CHECKPOINT = ("PretrainedCheckpointImporter", "result")
+_TRAINING_SETTINGS = ("Tuner", "Trainer")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,8 +103,21 @@ def already_processed(config: PipelineConfig) -> Optional[str]:
     for run in reversed(runs.runs_that_read(config.run_dir, current.span, current.fingerprint)):
         final = run.get(final_component)
         recorded = _recorded_model_settings(run)
+        compared = wanted
+        if config.quality.retrain_on == "drift" and _ended_without_drift(run):
+            # The training half did not run: only the data half's settings were used.
+            final = run.get("DriftValidator")
+            compared = {key: value for key, value in wanted.items()
+                        if key.split(".")[0] not in _TRAINING_SETTINGS}
         if final is not None and final.succeeded and all(
-                recorded.get(key) == value for key, value in wanted.items()):
+                recorded.get(key) == value for key, value in compared.items()):
             return (f"span {current.span} (input fingerprint and model settings unchanged) was "
                     f"already processed by run {run.run_id}: nothing to do")
     return None
+
+
+def _ended_without_drift(run: runs.PipelineRun) -> bool:
+    """Did the run end after the checks because its span did not drift (--retrain-on drift)?"""
+    drift = run.artifact("DriftValidator", "anomalies")
+    return (drift is not None and not run.failed and drift.has_custom_property(RETRAIN_PROPERTY)
+            and drift.get_int_custom_property(RETRAIN_PROPERTY) == 0)

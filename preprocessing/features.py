@@ -18,6 +18,16 @@ LENGTH_BUCKET = "length_bucket"
 LENGTH_BUCKET_BOUNDS = (16, 32, 64)
 LENGTH_BUCKET_NAMES = ("<=16", "17-32", "33-64", ">64")
 
+# Text statistics: one value per text, written beside the model inputs so that TFDV's
+# statistics of the transformed examples describe the tokenized text (TextStatisticsGen, the
+# text bounds, drift between spans, training/serving skew). The Trainer reads none of them.
+TEXT_LENGTH = "text_length"  # characters of the raw text
+TOKEN_COUNT = "token_count"  # WordPiece tokens with [CLS] and [SEP], before truncation
+TRUNCATED = "truncated"  # 1 when token_count > max_seq_length (the text was cut), else 0
+UNKNOWN_TOKEN_SHARE = "unknown_token_share"  # share of the text's WordPiece tokens that are [UNK]
+LABEL_NAME = "label_name"  # the raw label, so label drift does not depend on class indices
+TEXT_STATISTICS_FEATURES = (TEXT_LENGTH, TOKEN_COUNT, TRUNCATED, UNKNOWN_TOKEN_SHARE, LABEL_NAME)
+
 # custom_config keys of Transform (set by pipeline/pipeline.py; the checkpoint and the label
 # values are added at run time by components/checkpoint_inputs.py).
 CHECKPOINT_KEY = "pretrained_checkpoint"

@@ -5,7 +5,9 @@ The Transform component references this function by module path. Its settings ar
 casing), max_seq_length, the raw feature names, and the label values of the schema.
 
 Outputs are variable-length (one row per text, no padding on disk); the trainer pads each batch
-to its own longest row. The label vocabulary is stored with the transform graph under
+to its own longest row. Beside the model inputs go the text statistics (characters, tokens
+before truncation, truncated or not, share of [UNK]) and the raw label, which TFDV's statistics
+of the transformed examples turn into the data-quality checks of the tokenized text. The label vocabulary is stored with the transform graph under
 LABEL_VOCABULARY, so serving can map class indices back to label names.
 """
 from __future__ import annotations
@@ -18,9 +20,10 @@ import tensorflow_transform as tft
 from preprocessing.checkpoint import read_tokenizer_settings
 from preprocessing.tokenization import BertTokenizerGraph
 from preprocessing.features import (CHECKPOINT_KEY, INPUT_IDS, LABEL, LABEL_FEATURE_KEY,
-                                    LABEL_VALUES_KEY, LABEL_VOCABULARY, LENGTH_BUCKET,
-                                    LENGTH_BUCKET_BOUNDS, LENGTH_BUCKET_NAMES,
-                                    MAX_SEQ_LENGTH_KEY, TEXT_FEATURE_KEY)
+                                    LABEL_NAME, LABEL_VALUES_KEY, LABEL_VOCABULARY,
+                                    LENGTH_BUCKET, LENGTH_BUCKET_BOUNDS, LENGTH_BUCKET_NAMES,
+                                    MAX_SEQ_LENGTH_KEY, TEXT_FEATURE_KEY, TEXT_LENGTH,
+                                    TOKEN_COUNT, TRUNCATED, UNKNOWN_TOKEN_SHARE)
 
 
 def label_values_from_schema(schema_path: str, label_feature: str) -> Optional[List[str]]:
@@ -57,15 +60,34 @@ def length_buckets(lengths: tf.Tensor) -> tf.Tensor:
                         side="left"))
 
 
+def text_statistics(text: tf.Tensor, wordpieces: tf.RaggedTensor,
+                    tokenizer: BertTokenizerGraph) -> Dict[str, tf.Tensor]:
+    """One value per text for TFDV's statistics of the tokenized text (features.py names)."""
+    token_count = wordpieces.row_lengths() + 2  # with [CLS] and [SEP]
+    unknown = tf.reduce_sum(tf.cast(tf.equal(wordpieces, tokenizer.unknown_token_id), tf.int64),
+                            axis=1)
+    return {
+        TEXT_LENGTH: tf.cast(tf.strings.length(text, unit="UTF8_CHAR"), tf.int64),
+        TOKEN_COUNT: token_count,
+        TRUNCATED: tf.cast(token_count > tokenizer.max_seq_length, tf.int64),
+        # An empty text has no tokens, and none of them unknown.
+        UNKNOWN_TOKEN_SHARE: tf.cast(unknown, tf.float32) / tf.cast(
+            tf.maximum(token_count - 2, 1), tf.float32),
+    }
+
+
 def preprocessing_fn(inputs: Dict[str, Any], custom_config: Dict[str, Any]) -> Dict[str, Any]:
     tokenizer = BertTokenizerGraph(read_tokenizer_settings(custom_config[CHECKPOINT_KEY]),
                                    int(custom_config[MAX_SEQ_LENGTH_KEY]))
     text = dense_strings(inputs[custom_config[TEXT_FEATURE_KEY]])
-    tokens = tokenizer(text)
+    wordpieces = tokenizer.wordpieces(text)
+    tokens = tokenizer.model_inputs(wordpieces)
     outputs = {name: values.to_sparse() for name, values in tokens.items()}
     outputs[LENGTH_BUCKET] = length_buckets(tokens[INPUT_IDS].row_lengths())
+    outputs.update(text_statistics(text, wordpieces, tokenizer))
 
     label = dense_strings(inputs[custom_config[LABEL_FEATURE_KEY]])
+    outputs[LABEL_NAME] = label
     # Schema order first, so class indices do not depend on label frequencies in this span.
     label_vocabulary = tft.vocabulary(label, vocab_filename=LABEL_VOCABULARY,
                                       reserved_tokens=custom_config.get(LABEL_VALUES_KEY))

@@ -69,13 +69,24 @@ class BertTokenizerGraph(tf.Module):
             texts = tf.strings.regex_replace(texts, _COMBINING_MARKS, "")
         return texts
 
-    def __call__(self, texts: tf.Tensor) -> Dict[str, tf.RaggedTensor]:
-        """texts: string tensor [batch] -> {'input_ids', 'input_mask', 'input_type_ids'}."""
+    @property
+    def unknown_token_id(self) -> int:
+        return self._settings.token_id(self._settings.unknown_token)
+
+    def wordpieces(self, texts: tf.Tensor) -> tf.RaggedTensor:
+        """texts: string tensor [batch] -> the WordPiece ids of each text, not truncated."""
         words = self._basic_tokenizer.tokenize(self.normalize(texts))
         too_long = tf.strings.length(words.flat_values, unit="UTF8_CHAR") > _MAX_CHARS_PER_WORD
         words = words.with_flat_values(
             tf.where(too_long, self._settings.unknown_token, words.flat_values))
-        wordpieces = self._wordpiece_tokenizer.tokenize(words).merge_dims(-2, -1)
+        return self._wordpiece_tokenizer.tokenize(words).merge_dims(-2, -1)
+
+    def __call__(self, texts: tf.Tensor) -> Dict[str, tf.RaggedTensor]:
+        """texts: string tensor [batch] -> {'input_ids', 'input_mask', 'input_type_ids'}."""
+        return self.model_inputs(self.wordpieces(texts))
+
+    def model_inputs(self, wordpieces: tf.RaggedTensor) -> Dict[str, tf.RaggedTensor]:
+        """WordPiece ids (from `wordpieces`) -> the model's inputs, cut to max_seq_length."""
         wordpieces = wordpieces[:, : self.max_seq_length - 2]
         input_ids, type_ids = tf_text.combine_segments(
             [wordpieces], start_of_sequence_id=self._cls_id, end_of_segment_id=self._sep_id)

@@ -7,6 +7,7 @@ raw-text signature does not; they answer UNIMPLEMENTED, as the base servicer doe
 """
 from __future__ import annotations
 
+import functools
 import time
 from concurrent import futures
 from typing import Callable, Dict, List, Optional, Tuple
@@ -22,6 +23,7 @@ from serving.errors import DeadlineExceeded, InvalidArgument, ServingError
 from serving.metrics import ServerMetrics
 from serving.model_manager import ModelManager
 from serving.request_limits import RequestLimits, check_signature
+from serving.request_log import RequestLogger, predict_log
 
 _SIGNATURE_DEF_FIELD = "signature_def"  # the one metadata field TF Serving supports
 # gRPC refuses a message beyond its receive limit itself, with RESOURCE_EXHAUSTED, before any
@@ -75,12 +77,22 @@ def _answer(context: grpc.ServicerContext, call: Callable, metrics: Optional[Ser
 
 class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
     def __init__(self, manager: ModelManager, limits: RequestLimits, timeout_seconds: float,
-                 metrics: Optional[ServerMetrics] = None):
+                 metrics: Optional[ServerMetrics] = None,
+                 request_log: Optional[RequestLogger] = None):
         self._manager, self._limits, self._timeout = manager, limits, timeout_seconds
-        self._metrics = metrics
+        self._metrics, self._request_log = metrics, request_log
 
     def Predict(self, request, context):  # noqa: N802 (gRPC method name)
-        return _answer(context, lambda: self._predict(request), self._metrics, "predict")
+        return _answer(context, lambda: self._logged(request, self._predict(request)),
+                       self._metrics, "predict")
+
+    def _logged(self, request, response):
+        """`response`, after a sample of answered requests went to the request log."""
+        if self._request_log is not None:
+            # The protos are not changed after the answer: the writer thread copies them later.
+            self._request_log.maybe_log(functools.partial(
+                predict_log, request, response, self._request_log.sampling_rate))
+        return response
 
     def _predict(self, request: predict_pb2.PredictRequest) -> predict_pb2.PredictResponse:
         spec = request.model_spec
@@ -137,14 +149,16 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
 
 def start_grpc_server(manager: ModelManager, limits: RequestLimits, host: str, port: int,
                       threads: int, timeout_seconds: float,
-                      metrics: Optional[ServerMetrics] = None) -> Tuple[grpc.Server, int]:
-    """A started gRPC server on host:port (0: a free port); returns it and its port."""
+                      metrics: Optional[ServerMetrics] = None,
+                      request_log: Optional[RequestLogger] = None) -> Tuple[grpc.Server, int]:
+    """A started gRPC server on host:port (0: a free port); returns it and its port.
+    `request_log`: where a sample of answered Predict requests is written."""
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="grpc"),
         options=[("grpc.max_receive_message_length",
                   max(limits.max_body_bytes, MIN_GRPC_MESSAGE_BYTES))])
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-        PredictionService(manager, limits, timeout_seconds, metrics), server)
+        PredictionService(manager, limits, timeout_seconds, metrics, request_log), server)
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(manager, metrics),
                                                               server)
     bound = server.add_insecure_port(f"{host}:{port}")

@@ -10,6 +10,9 @@ as the container (serving/batcher.py, serving/deploy/batching_parameters.txt).
 HTTP is tornado's server (one event loop thread: parsing and answering; the model runs on the
 batch threads), gRPC is grpcio's server (a thread pool). Both submit to the same batch queues,
 so REST and gRPC requests share batches.
+
+With --request-log-dir, a sample of the answered predict requests (REST and gRPC) is written as
+TF Serving's PredictionLog records (serving/request_log.py), for `bertpipe skew`.
 """
 from __future__ import annotations
 
@@ -36,6 +39,7 @@ from serving.grpc_service import start_grpc_server
 from serving.metrics import ServerMetrics, prometheus_path
 from serving.model_manager import ModelManager
 from serving.request_limits import check_signature
+from serving.request_log import RequestLogger, predict_log_from_texts
 from serving.server_options import ServerOptions, thread_counts
 from serving.servable import Servable
 from serving.server_process import ready_line
@@ -135,7 +139,7 @@ class _V1Handler(tornado.web.RequestHandler):
         manager, options = self._server.manager, self._server.options
         check_signature(manager.servable(path.model_name, version), request.signature_name)
         options.limits.check(request.texts)
-        _, future = manager.submit(path.model_name, version, request.texts)
+        used_version, future = manager.submit(path.model_name, version, request.texts)
         try:
             # shield: on timeout the batch still runs; only this answer is given up.
             outputs = await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)),
@@ -143,6 +147,11 @@ class _V1Handler(tornado.web.RequestHandler):
         except asyncio.TimeoutError:
             raise DeadlineExceeded(f"no answer from the model within "
                                    f"{options.request_timeout_seconds:g} s") from None
+        request_log = self._server.request_log
+        if request_log is not None:
+            request_log.maybe_log(functools.partial(
+                predict_log_from_texts, path.model_name, version, request.signature_name,
+                request.texts, used_version, outputs, request_log.sampling_rate))
         return json.dumps(rest_api.predict_response(outputs, request.columnar))
 
 
@@ -182,6 +191,16 @@ class _NotFoundHandler(tornado.web.RequestHandler):
             f"{rest_api.OPENAPI_PATH}"))
 
 
+def _request_logger(options: ServerOptions) -> Optional[RequestLogger]:
+    if not options.request_log_dir:
+        return None
+    try:
+        return RequestLogger(options.request_log_dir, options.request_log_sampling_rate)
+    except OSError as error:
+        raise ServeError(f"--request-log-dir {options.request_log_dir}: cannot write there: "
+                         f"{error}") from error
+
+
 class LocalServer:
     """The model manager, the REST server and the gRPC server, started and stopped together."""
 
@@ -204,6 +223,7 @@ class LocalServer:
                                     poll_seconds=options.file_system_poll_wait_seconds,
                                     on_batch=self.metrics.batch_size.observe,
                                     on_load=self.metrics.record_load)
+        self.request_log: Optional[RequestLogger] = None  # opened by start()
         self.rest_port: Optional[int] = None
         self.grpc_port: Optional[int] = None
         self._grpc_server = None
@@ -213,11 +233,12 @@ class LocalServer:
     def start(self) -> Tuple[int, Optional[int]]:
         """Loads the model, opens the ports; returns (REST port, gRPC port or None)."""
         options = self.options
+        self.request_log = _request_logger(options)
         self.manager.start()
         if not self.manager.loaded_versions():
             errors = {version.version: version.status.error_message for version in
                       self.manager.status(options.served_model_name).model_version_status}
-            self.manager.stop()
+            self.stop()
             raise ServeError(f"no version of {options.model_root} could be loaded: {errors}")
         # Bound here, before the event loop runs, so a taken port fails start() at once.
         self._sockets = tornado.netutil.bind_sockets(options.rest_port, options.host)
@@ -225,7 +246,8 @@ class LocalServer:
         if options.grpc_port is not None:
             self._grpc_server, self.grpc_port = start_grpc_server(
                 self.manager, options.limits, options.host, options.grpc_port,
-                options.grpc_threads, options.request_timeout_seconds, self.metrics)
+                options.grpc_threads, options.request_timeout_seconds, self.metrics,
+                self.request_log)
         return self.rest_port, self.grpc_port
 
     def _application(self) -> tornado.web.Application:
@@ -248,6 +270,8 @@ class LocalServer:
         if self._grpc_server is not None:
             self._grpc_server.stop(grace=5).wait()
         self.manager.stop()
+        if self.request_log is not None:  # last: the answered requests' records are written
+            self.request_log.close()
 
     def describe(self) -> str:
         return ready_line(self.options.served_model_name, self.manager.loaded_versions(),

@@ -20,6 +20,17 @@ DEFAULT_BATCHING_PARAMETERS_FILE = os.path.join(DEPLOY_DIR, "batching_parameters
 DEFAULT_MONITORING_CONFIG_FILE = os.path.join(DEPLOY_DIR, "monitoring.config")
 # TF Serving's ports: --port (gRPC) 8500 and --rest_api_port 8501.
 DEFAULT_GRPC_PORT, DEFAULT_REST_PORT = 8500, 8501
+# Share of requests written to --request-log-dir: enough for statistics of a busy server's
+# texts without writing every request.
+DEFAULT_REQUEST_LOG_SAMPLING_RATE = 0.1
+
+
+def sampling_rate_problem(rate: float) -> str:
+    """What is wrong with a request log sampling rate, "" if nothing."""
+    if 0 < rate <= 1:
+        return ""
+    return (f"{rate:g}: must be above 0 and at most 1 (the share of requests logged, e.g. "
+            f"{DEFAULT_REQUEST_LOG_SAMPLING_RATE})")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,6 +52,15 @@ class ServerOptions:
     # (thread_counts).
     intra_op_threads: int = 0
     inter_op_threads: int = 0
+    # A sample of the answered requests as TF Serving's PredictionLog records, in TFRecord files
+    # in this directory (serving/request_log.py); "": no request log.
+    request_log_dir: str = ""
+    request_log_sampling_rate: float = DEFAULT_REQUEST_LOG_SAMPLING_RATE  # in (0, 1]
+
+    def __post_init__(self):
+        problem = sampling_rate_problem(self.request_log_sampling_rate)
+        if problem:
+            raise ValueError(f"--request-log-sampling-rate {problem}")
 
     @property
     def served_model_name(self) -> str:
@@ -56,6 +76,18 @@ def thread_counts(cpus: int, batch_threads: int, intra: int = 0, inter: int = 0)
     value given (non-zero) is kept."""
     batch_threads = max(1, batch_threads)
     return (intra or max(1, cpus // batch_threads), inter or batch_threads)
+
+
+def _sampling_rate(value: str) -> float:
+    """argparse type of --request-log-sampling-rate: argparse names the flag in its error."""
+    try:
+        rate = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
+    problem = sampling_rate_problem(rate)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    return rate
 
 
 def add_serve_flags(parser: argparse.ArgumentParser) -> None:
@@ -99,6 +131,14 @@ def add_serve_flags(parser: argparse.ArgumentParser) -> None:
                         help="texts per request at most (default: %(default)s)")
     parser.add_argument("--max-text-bytes", type=int, default=_DEFAULTS.limits.max_text_bytes,
                         help="UTF-8 bytes per text at most (default: %(default)s)")
+    parser.add_argument("--request-log-dir", default=_DEFAULTS.request_log_dir,
+                        help="log a sample of the answered predict requests here, as TF "
+                             "Serving's PredictionLog records in TFRecord files "
+                             "(requests-*.tfrecord), for `bertpipe skew` (default: no log)")
+    parser.add_argument("--request-log-sampling-rate", type=_sampling_rate,
+                        default=_DEFAULTS.request_log_sampling_rate,
+                        help="the share of requests logged, above 0 and at most 1 (default: "
+                             "%(default)s)")
 
 
 def options_from_args(args: argparse.Namespace) -> ServerOptions:
@@ -113,4 +153,6 @@ def options_from_args(args: argparse.Namespace) -> ServerOptions:
         intra_op_threads=args.tensorflow_intra_op_parallelism,
         inter_op_threads=args.tensorflow_inter_op_parallelism,
         limits=RequestLimits(max_texts=args.max_request_texts,
-                             max_text_bytes=args.max_text_bytes))
+                             max_text_bytes=args.max_text_bytes),
+        request_log_dir=args.request_log_dir,
+        request_log_sampling_rate=args.request_log_sampling_rate)

@@ -55,6 +55,13 @@ TINY_VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "movie", "was
               "don", "a", "##b", "##c", "北", "京", "ß", "ss"]
 
 
+# The tiny vocabulary turns most words of real text into [UNK], far above the default bound on
+# [UNK] (--max-unknown-token-share): runs with it warn about that instead of stopping. The
+# bounds themselves are tested with the real vocabulary (tests/test_data_quality.py).
+TINY_VOCAB_SETTINGS = {"text_anomalies": "warn"}
+TINY_VOCAB_FLAGS = ["--text-anomalies", "warn"]
+
+
 def write_tiny_checkpoint(directory: pathlib.Path, lower_case: bool = True) -> pathlib.Path:
     """A Hugging Face-layout BERT checkpoint with a 28-token vocabulary (no weights)."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -103,7 +110,7 @@ def demo_first_run(tiny_bert, tmp_path_factory):
         schema_path=str(REPO_ROOT / "schemas" / "demo.pbtxt"), checkpoint=str(tiny_bert),
         max_seq_length=32, epochs=1, train_batch_size=16, min_accuracy=0.0,
         max_accuracy_drop=1.0, output_dir=str(tmp_path_factory.mktemp("demo_runs")),
-        enable_cache=True)
+        enable_cache=True, **TINY_VOCAB_SETTINGS)
     local_runner.run(config)
     return config
 

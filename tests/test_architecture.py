@@ -155,4 +155,5 @@ def test_create_pipeline_touches_no_file_or_network(tmp_path):
     finally:
         recording.clear()
     assert touched == []
-    assert len(pipeline.components) == 13  # span data: with the warm-start resolver
+    # Span data: with the warm-start resolver, the text checks and the drift check.
+    assert len(pipeline.components) == 19

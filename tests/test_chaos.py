@@ -32,7 +32,7 @@ from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 from tfx.orchestration import metadata
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, TINY_VOCAB_FLAGS
 from pipeline.config import METADATA_FILE, PIPELINE_ROOT_DIR, PipelineConfig
 from serving.contract import version_numbers
 from trainer_harness import subprocess_env
@@ -52,7 +52,7 @@ def run_command(tiny_bert, output_dir):
             "--schema-path", str(REPO_ROOT / "schemas" / "demo.pbtxt"),
             "--checkpoint", str(tiny_bert), "--max-seq-length", "32", "--epochs", "1",
             "--train-batch-size", "16", "--min-accuracy", "0", "--max-accuracy-drop", "1",
-            "--output-dir", str(output_dir)]
+            "--output-dir", str(output_dir), *TINY_VOCAB_FLAGS]
 
 
 def start(command, log_path):

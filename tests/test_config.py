@@ -152,6 +152,16 @@ def test_span_settings_are_checked():
         PipelineConfig.from_settings(train_data="x.csv", span_window=3)
     with pytest.raises(ValueError, match="eval_data does not"):
         PipelineConfig.from_settings(train_data="s-{SPAN}/train.csv", eval_data="dev.csv")
+    with pytest.raises(ValueError, match=r"--retrain-on drift compares each new span with the "
+                                         r"previous one: --train-data needs a \{SPAN\}"):
+        PipelineConfig.from_settings(train_data="x.csv", retrain_on="drift", drift_action="warn")
+    with pytest.raises(ValueError, match="so drift cannot also stop it: add --drift-action warn "
+                                         "\\(it is 'stop-push'\\)"):
+        PipelineConfig.from_settings(train_data="s-{SPAN}/train.csv", retrain_on="drift")
+    with pytest.raises(ValueError, match=r"--max-truncated-share must be between 0 and 1"):
+        PipelineConfig.from_settings(train_data="x.csv", max_truncated_share=5)
+    with pytest.raises(ValueError, match=r"text_anomalies must be one of"):
+        PipelineConfig.from_settings(train_data="x.csv", text_anomalies="ignore")
 
 
 def test_command_line_reports_a_bad_setting_without_a_traceback(capsys):

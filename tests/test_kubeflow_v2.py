@@ -30,7 +30,7 @@ EXPECTED_COMPONENTS = {
     "PretrainedCheckpointImporter", "TextExampleGen", "StatisticsGen", "ImportSchemaGen",
     "ExampleValidator", "ValidationGate", "Transform", "Trainer",
     "latest_blessed_model_resolver", "ServedBaseline", "Evaluator", "ServingCheck",
-    "ServingPusher"}
+    "ServingPusher", "TextStatisticsGen", "TextSchemaGen", "TextValidator", "TextValidationGate"}
 DATA_HALF = 7  # train=False: up to Transform
 
 
@@ -86,7 +86,7 @@ def test_the_file_is_a_pipeline_job_with_a_valid_pipeline_spec(compiled):
 
 def test_every_component_is_a_task_of_the_root_dag(compiled):
     node_ids = [component.id for component in compiled.pipeline.components]
-    assert len(node_ids) == len(EXPECTED_COMPONENTS) == 13
+    assert len(node_ids) == len(EXPECTED_COMPONENTS) == 17
     assert set(node_ids) == EXPECTED_COMPONENTS
     tasks = root_tasks(compiled.file)
     by_node = {}
@@ -209,6 +209,23 @@ def test_the_pusher_pushes_to_the_gs_serving_root(compiled):
     assert destination["filesystem"]["base_directory"] == "gs://bucket/serving/text_classifier"
 
 
+def test_retrain_on_drift_compiles_to_a_condition_on_the_drift_verdict(tmp_path):
+    """TFX's Cond around the training half becomes KFP trigger conditions on the metadata the
+    DriftValidator writes (components/proto_settings.py: RETRAIN_PROPERTY)."""
+    from components.proto_settings import RETRAIN_PROPERTY
+    from pipeline import kubeflow_v2_runner
+    job = kubeflow_v2_runner.compile_pipeline(cloud_config(
+        train_data="gs://bucket/incoming/span-{SPAN}/train.tsv",
+        eval_data="gs://bucket/incoming/span-{SPAN}/dev.tsv", retrain_on="drift",
+        drift_action="warn"), str(tmp_path / "pipeline.json"))
+    tasks = root_tasks(job)
+    conditioned = {name for name, task in tasks.items()
+                   if f"metadata['{RETRAIN_PROPERTY}']" in json.dumps(task.get("triggerPolicy"))}
+    assert {"Trainer", "ServedBaseline", "Evaluator", "ServingCheck",
+            "ServingPusher"} <= conditioned
+    assert not {"Transform", "TextStatisticsGen", "DriftValidator"} & conditioned
+
+
 # --- the command ---------------------------------------------------------------------------------
 
 def test_bertpipe_compile_needs_no_credentials_and_no_network(tmp_path):
@@ -229,6 +246,29 @@ def test_bertpipe_compile_needs_no_credentials_and_no_network(tmp_path):
     assert not any("binarize" in spec for spec in evaluator_eval_config(job)["metrics_specs"])
     assert set(EXPECTED_COMPONENTS) <= {task.split("-")[0] for task in root_tasks(job)} | {
         "latest_blessed_model_resolver"}
+    # {SPAN} data: the drift check against the previous span's statistics, which KFP's
+    # resolver task selects; the bounds and comparators travel as JSON settings.
+    assert {"DriftValidator", "previous_span_statistics_resolver"} <= set(root_tasks(job))
+    from google.protobuf import json_format
+    from tensorflow_data_validation.anomalies.proto import custom_validation_config_pb2
+    from tfx.proto import distribution_validator_pb2
+
+    def setting(task, name, message):
+        value = root_tasks(job)[task]["inputs"]["parameters"][name]["runtimeValue"]
+        return json_format.Parse(value["constantValue"]["stringValue"], message)
+
+    bounds = setting("TextValidator", "custom_validation_config",
+                     custom_validation_config_pb2.CustomValidationConfig())
+    assert [validation.validations[0].sql_expression
+            for validation in bounds.feature_validations] == [
+        "feature.num_stats.mean <= 0.05", "feature.num_stats.mean <= 0.01"]
+    comparators = setting("DriftValidator", "distribution_validator_config",
+                          distribution_validator_pb2.DistributionValidatorConfig())
+    assert [(list(feature.path.step),
+             [field.name for field, _ in feature.distribution_comparator.ListFields()])
+            for feature in comparators.default_slice_config.feature] == [
+        (["label_name"], ["infinity_norm"]), (["text_length"], ["jensen_shannon_divergence"]),
+        (["token_count"], ["jensen_shannon_divergence"])]
     images = {executor["container"]["image"] for executor
               in job["pipelineSpec"]["deploymentSpec"]["executors"].values()
               if "container" in executor}

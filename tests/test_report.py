@@ -16,7 +16,8 @@ from PIL import Image
 from pipeline import cli, local_runner, report, run_artifacts
 from pipeline import runs as pipeline_runs  # `runs` is the fixture below
 
-SECTIONS = ("run", "statistics", "anomalies", "training", "evaluation", "slices", "serving")
+SECTIONS = ("run", "statistics", "anomalies", "text", "training", "evaluation", "slices",
+            "serving")
 DATA_HALF_ONLY = "not run: this run was the data half only (--no-train)"
 # Headless Chromium as root in a container; without the networking flags it waits on refused
 # connections (component updates, sync) before it renders.
@@ -47,7 +48,8 @@ def runs(demo_first_run, tmp_path_factory):
         assert cli.main(["run", "--no-train", "--enable-cache", "--train-data", config.data.train_data,
                          "--eval-data", config.data.eval_data, "--schema-path", config.data.schema_path,
                          "--checkpoint", config.model.checkpoint, "--max-seq-length",
-                         str(config.model.max_seq_length), "--output-dir", config.runtime.output_dir]) == 0
+                         str(config.model.max_seq_length), "--output-dir", config.runtime.output_dir,
+                         "--text-anomalies", config.quality.text_anomalies]) == 0
     return {"config": config, "run_dir": run_dir, "full_report": full_report,
             "full_run": pipeline_runs.read_run(run_dir, first_run_id), "output": output,
             "data_half_printed": printed.getvalue(),
@@ -120,6 +122,11 @@ def test_full_run_report_shows_every_section_in_chromium(runs, tmp_path):
     assert re.search(r"label .* train STRING 330 0 \(0%\) 2 ", sections["statistics"])
     assert re.search(r"eval STRING 108 0 \(0%\) 108 ", sections["statistics"])
     assert "none" in sections["anomalies"] and "eval" in sections["anomalies"]
+    # The tokenized text per split and label (the tiny vocabulary: mostly [UNK], so warned).
+    assert re.search(r"train all 330 \d+", sections["text"]), sections["text"]
+    assert re.search(r"eval negative 54 \d+", sections["text"]), sections["text"]
+    assert "feature 'unknown_token_share'" in sections["text"]
+    assert "would warn" in sections["text"]
 
     # Training: one epoch row with the values TensorBoard logged.
     assert "train loss" in sections["training"] and "validation accuracy" in sections["training"]

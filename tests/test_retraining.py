@@ -16,7 +16,7 @@ from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 from tfx.orchestration import metadata
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, TINY_VOCAB_FLAGS
 from pipeline import cli
 from pipeline.config import PipelineConfig
 from test_pipeline_end_to_end import versions
@@ -90,7 +90,8 @@ def test_two_spans_retrain_warm_started_and_a_rerun_without_new_data_does_nothin
             "--span-window", "2", "--schema-path", str(REPO_ROOT / "schemas" / "demo.pbtxt"),
             "--checkpoint", str(tiny_bert), "--max-seq-length", "32", "--epochs", "1",
             "--train-batch-size", "16", "--min-accuracy", "0", "--max-accuracy-drop", "1",
-            "--output-dir", str(tmp_path / "runs"), "--pipeline-name", "retrain"]
+            "--output-dir", str(tmp_path / "runs"), "--pipeline-name", "retrain",
+            *TINY_VOCAB_FLAGS]
     config = PipelineConfig.from_settings(train_data=str(spans_dir / "span-{SPAN}" / "train.csv"),
                             pipeline_name="retrain", output_dir=str(tmp_path / "runs"))
 
@@ -140,4 +141,77 @@ def test_two_spans_retrain_warm_started_and_a_rerun_without_new_data_does_nothin
     assert newest_examples.custom_properties["span"].int_value == 2
     assert count_examples(newest_examples.uri) == len(train) + len(evaluation)  # both spans
     assert versions(config) == [1, 2, 3]
+
+    # Span 3's label balance flips (the window of spans 2 and 3 is almost all one label): the
+    # model is trained and evaluated, but the drift from span 2 stops the push.
+    positive = [row for row in train if row[-1] == "positive"]
+    negative = [row for row in train if row[-1] == "negative"]
+    write_span(spans_dir, 3, negative[:150] + positive[:8], evaluation[:10], header)
+    capsys.readouterr()
+    assert cli.main(argv) == 0
+    printed = capsys.readouterr().out
+    third = executions_by_component(store)
+    assert len(third["Trainer"]) == 4
+    assert versions(config) == [1, 2, 3]  # nothing pushed
+    pusher_run = max(third["ServingPusher"], key=lambda execution: execution.id)
+    [pushed] = artifact_outputs(store, pusher_run)
+    assert pushed.custom_properties["pushed"].int_value == 0
+    reason = pushed.custom_properties["not_pushed_reason"].string_value
+    assert reason.startswith("not pushed: span 3 drifted from the previous span "
+                             "(--drift-action stop-push): split 'train': feature 'label_name': ")
+    assert "above the threshold 0.1" in reason
+    assert reason in printed  # the run's summary says why
     shutil.rmtree(tmp_path / "runs", ignore_errors=True)
+
+
+@pytest.mark.slow  # four pipeline runs (5 min): `make test-all`
+def test_retrain_on_drift_trains_the_first_span_and_spans_that_drifted_only(
+        tiny_bert, tmp_path, capsys):
+    """--retrain-on drift: TFX's Cond on the DriftValidator's verdict around the training half."""
+    header, train = read_rows(DEMO / "train.csv")
+    _, evaluation = read_rows(DEMO / "eval.csv")
+    spans_dir = tmp_path / "incoming"
+    argv = ["run", "--train-data", str(spans_dir / "span-{SPAN}" / "train.csv"),
+            "--eval-data", str(spans_dir / "span-{SPAN}" / "eval.csv"),
+            "--schema-path", str(REPO_ROOT / "schemas" / "demo.pbtxt"),
+            "--checkpoint", str(tiny_bert), "--max-seq-length", "32", "--epochs", "1",
+            "--train-batch-size", "16", "--min-accuracy", "0", "--max-accuracy-drop", "1",
+            "--retrain-on", "drift", "--drift-action", "warn",
+            # Spans of ~160 texts, eval splits of 54: two samples of one distribution already
+            # differ by up to ~0.1 in Jensen-Shannon divergence of lengths at this size.
+            "--max-length-drift", "0.25",
+            "--output-dir", str(tmp_path / "runs"), "--pipeline-name", "on_drift",
+            *TINY_VOCAB_FLAGS]
+    config = PipelineConfig.from_settings(train_data=str(spans_dir / "span-{SPAN}" / "train.csv"),
+                                          pipeline_name="on_drift",
+                                          output_dir=str(tmp_path / "runs"))
+    store = lambda: metadata_store.MetadataStore(  # noqa: E731
+        metadata.sqlite_metadata_connection_config(config.resolved().metadata_path))
+
+    # The demo's eval file lists the negative rows first: every other row keeps its balance.
+    write_span(spans_dir, 1, train[:165], evaluation[::2], header)
+    assert cli.main(argv) == 0  # the first span: nothing to compare with, so it trains
+    assert versions(config) == [1]
+
+    write_span(spans_dir, 2, train[165:], evaluation[1::2], header)  # the same distribution
+    capsys.readouterr()
+    assert cli.main(argv) == 0
+    printed = capsys.readouterr().out
+    for split in ("train", "eval"):
+        line = printed.split(f"drift of span 2 from the previous span ({split}): ")[1]
+        assert line.splitlines()[0].endswith(": within bounds"), line
+    executions = executions_by_component(store())
+    assert len(executions["Trainer"]) == 1 and len(executions["DriftValidator"]) == 2
+    assert versions(config) == [1]
+    # The cron job again: span 2 was processed (it did not drift), nothing to do.
+    assert cli.main(argv) == 0
+    assert "nothing to do" in capsys.readouterr().out
+
+    positive = [row for row in train if row[-1] == "positive"]
+    negative = [row for row in train if row[-1] == "negative"]
+    write_span(spans_dir, 3, negative[:150] + positive[:8], evaluation[:20], header)
+    assert cli.main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "DRIFTED (label_name)" in printed
+    assert len(executions_by_component(store())["Trainer"]) == 2
+    assert versions(config) == [1, 2]

@@ -19,7 +19,7 @@ from components.pusher import (NOT_PUSHED_REASON_PROPERTY, SERVED_FINGERPRINT_PR
                                SERVED_VERSION_PROPERTY, served_version)
 from components.served_baseline import (REPLACES_PROPERTY, SERVED_PATH_PROPERTY,
                                         ServedBaselineError, evaluation_problems)
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, TINY_VOCAB_FLAGS
 from pipeline import cli, run_artifacts, runs
 from pipeline.config import PipelineConfig
 from serving.contract import version_numbers
@@ -70,7 +70,7 @@ def run_pipeline(capsys, name, output_dir, serving_root, train_data, eval_data, 
         str(checkpoint), "--max-seq-length", "16", "--epochs", "3", "--train-batch-size", "16",
         "--learning-rate", "1e-2", "--pooling", "mean", "--min-accuracy", "0",
         "--pipeline-name", name, "--output-dir", str(output_dir),
-        "--serving-root", str(serving_root), *extra])
+        "--serving-root", str(serving_root), *TINY_VOCAB_FLAGS, *extra])
     config = PipelineConfig.from_settings(train_data=train_data, pipeline_name=name,
                                           output_dir=str(output_dir))
     printed = capsys.readouterr()

@@ -138,13 +138,14 @@ def latest_artifact(pattern: str) -> str:
 
 def run_data_half(checkpoint: pathlib.Path, output_dir: pathlib.Path) -> TrainerInputs:
     """The real data half on the demo data with the tiny checkpoint (in this process)."""
+    from conftest import TINY_VOCAB_SETTINGS
     from pipeline import local_runner
     from pipeline.config import PipelineConfig
     config = PipelineConfig.from_settings(
         train_data=str(REPO_ROOT / "data" / "demo" / "train.csv"),
         eval_data=str(REPO_ROOT / "data" / "demo" / "eval.csv"),
         schema_path=str(REPO_ROOT / "schemas" / "demo.pbtxt"), checkpoint=str(checkpoint),
-        max_seq_length=32, train=False, output_dir=str(output_dir))
+        max_seq_length=32, train=False, output_dir=str(output_dir), **TINY_VOCAB_SETTINGS)
     local_runner.run(config)
     config = config.resolved()
     examples = latest_artifact(f"{config.pipeline_root}/Transform/transformed_examples/*")
