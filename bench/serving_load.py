@@ -174,6 +174,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--time-limit", type=float, default=120.0,
                         help="seconds per mode and round; no request starts after it")
+    parser.add_argument("--batching-parameters-file", default="",
+                        help="the server's BatchingParameters (default: the TF Serving "
+                             "deployment's, serving/deploy/batching_parameters.txt)")
+    parser.add_argument("--no-write", action="store_true",
+                        help="print the table instead of writing docs/BENCHMARKS.md")
     args = parser.parse_args()
 
     model_root = pathlib.Path(args.model_root)
@@ -190,13 +195,15 @@ def main() -> None:
 
     version = max(version_numbers(str(model_root)))
     servable = Servable(model_root.name, version, str(model_root / str(version)))
-    batching = BatchingOptions.from_file(DEFAULT_BATCHING_PARAMETERS_FILE)
+    batching_file = args.batching_parameters_file or DEFAULT_BATCHING_PARAMETERS_FILE
+    batching = BatchingOptions.from_file(batching_file)
     all_modes = modes(args.batch1_requests, args.batch32_requests)
     results: Dict[Mode, List[LoadResult]] = {mode: [] for mode in all_modes}
     shown_root = (model_root.resolve().relative_to(REPO)
                   if model_root.resolve().is_relative_to(REPO) else model_root)
     with tempfile.TemporaryDirectory() as work:
-        server = server_process.start(str(model_root), pathlib.Path(work) / "server.log")
+        server = server_process.start(str(model_root), pathlib.Path(work) / "server.log",
+                                      ["--batching-parameters-file", str(batching_file)])
         try:
             warm = all_modes[1]  # one request of each size through the server before timing
             for size in (1, 32):
@@ -242,8 +249,10 @@ def main() -> None:
         "`bertpipe serve` (serving/local_server.py: tornado REST, grpcio gRPC, request",
         f"batching) on 127.0.0.1 in its own process, serving {model_root.name} version",
         f"{version} from `{shown_root}` (a fine-tuned all-MiniLM-L6-v2: `make demo`'s by",
-        "default) with the batching parameters of the TF Serving deployment",
-        "(serving/deploy/batching_parameters.txt: max_batch_size",
+        "default) with the batching parameters"
+        + (" of the TF Serving deployment (serving/deploy/batching_parameters.txt:"
+           if not args.batching_parameters_file else f" of {batching_file} (")
+        + " max_batch_size",
         f"{batching.max_batch_size}, batch_timeout_micros {batching.batch_timeout_micros},",
         f"num_batch_threads {batching.num_batch_threads}). Requests carry real SST-2 dev",
         f"sentences ({len(sentences)}, in file order, wrapping around): raw text in, label",
@@ -266,7 +275,11 @@ def main() -> None:
         else f"{errors} requests failed; some modes hit their time limit of "
              f"{args.time_limit:g} s (requests (ok) < requests).",
     ])
-    write_section(SECTION, "\n\n".join([setup, method, "\n".join(rows)]))
+    text = "\n\n".join([setup, method, "\n".join(rows)])
+    if args.no_write:
+        print(text)
+    else:
+        write_section(SECTION, text)
 
 
 if __name__ == "__main__":

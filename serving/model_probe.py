@@ -8,8 +8,9 @@ lacks or hide a loading problem:
 - `check`: first, with TensorFlow alone imported, lists every op type of the SavedModel (graph
   nodes and every library function body) and those core TensorFlow does not register; then
   imports tensorflow_text (TF Serving links TF Text's ops), loads the model as the model server
-  does (TF1 loader, tag "serve", SignatureDef tensors) and calls `serving_default` on the
-  request's batches of texts. One process for both: TensorFlow's import is most of a probe's
+  does (TF1 loader, tag "serve", SignatureDef tensors), replays its warm-up requests as the
+  model server does before a version takes traffic (serving/warmup.py), and calls
+  `serving_default` on the request's batches of texts. One process for both: TensorFlow's import is most of a probe's
   time, and the op list is taken before anything but TensorFlow is imported;
 - `compare_precision`: imports TensorFlow and tensorflow_text only, loads the model (TF2
   loader) and runs the request's serialized tf.Examples through `serving_examples` (the served
@@ -28,6 +29,7 @@ from typing import Any, Dict, List
 
 from serving.contract import (EXAMPLES_SIGNATURE, FLOAT32_REFERENCE_FUNCTION, PROBABILITIES,
                               SERVE_TAG, SERVING_SIGNATURE, TEXT_INPUT)
+from serving.warmup import WARMUP_FILE, WarmupFileError, read_warmup_requests
 
 # Modules that must not be in a probe process (tensorflow_text is allowed when calling).
 NOT_IMPORTED = ("tfx", "tensorflow_transform", "transformers")
@@ -116,6 +118,8 @@ def call_signature(saved_model_dir: str, batches: List[List[str]]) -> Dict[str, 
             return result
         fetches = {name: info.name for name, info in signature.outputs.items()
                    if info.WhichOneof("encoding") == "name"}
+        result["warmup_error"] = _replay_warmup(session, saved_model_dir, text.name, fetches,
+                                                result)
         result["calls"] = []
         for texts in batches:
             call: Dict[str, Any] = {"texts": texts}
@@ -128,6 +132,24 @@ def call_signature(saved_model_dir: str, batches: List[List[str]]) -> Dict[str, 
                 call["error"] = f"{type(error).__name__}: {error}"
             result["calls"].append(call)
     return result
+
+
+def _replay_warmup(session, saved_model_dir: str, feed: str, fetches: Dict[str, str],
+                   result: Dict[str, Any]) -> str:
+    """Runs the model's warm-up requests; the first failure, as TF Serving would name it ('' if
+    none). Counts them in result["warmup_requests"]."""
+    import numpy as np
+    try:
+        batches = read_warmup_requests(saved_model_dir)
+    except WarmupFileError as error:
+        return str(error)
+    result["warmup_requests"] = len(batches)
+    for number, texts in enumerate(batches, start=1):
+        try:
+            session.run(fetches, feed_dict={feed: np.asarray(texts, dtype=object)})
+        except Exception as error:  # reported to the parent, which names the problem
+            return f"{WARMUP_FILE}, request {number}: {type(error).__name__}: {error}"
+    return ""
 
 
 def compare_precision(saved_model_dir: str, example_files: List[str], max_examples: int,

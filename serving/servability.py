@@ -7,8 +7,9 @@ process and checks what it saw:
    TF_SERVING_RELEASE links in (serving/tf_serving_ops.py), or the model server would fail
    with "Op type not registered".
 2. Signature and answers: loaded as the model server loads it, `serving_default` must meet the
-   contract (serving/contract.py) and its answers on the example texts must be well formed
-   (probabilities summing to 1, the label the most probable class).
+   contract (serving/contract.py), the model's warm-up requests must run (the model server
+   refuses a version whose warm-up fails), and its answers on the example texts must be well
+   formed (probabilities summing to 1, the label the most probable class).
 
 It returns a JSON-able report (ops, non-core ops, signature, sample predictions) or raises
 ServingCheckError naming every problem.
@@ -185,6 +186,9 @@ def check_saved_model(saved_model_dir: str, texts: Sequence[str] = DEFAULT_EXAMP
     else:
         problems += contract.signature_problems(probe.get("signature"),
                                                 probe.get("signature_keys", ()))
+    if probe.get("warmup_error"):
+        problems.append("TF Serving replays the model's warm-up requests when it loads a version "
+                        f"and refuses the version if one fails: {probe['warmup_error']}")
     calls = probe.get("calls", [])
     for call in calls:  # all texts in one batch, then a batch of one: report the first failure
         call_problems = _call_problems(call)
@@ -202,6 +206,7 @@ def check_saved_model(saved_model_dir: str, texts: Sequence[str] = DEFAULT_EXAMP
         "non_core_ops": probe["non_core_ops"],
         "unsupported_ops": sorted(set(probe["non_core_ops"]) - set(allowed_custom_ops)),
         "signature": signature,
+        "warmup_requests": probe.get("warmup_requests", 0),
         "sample_predictions": (_sample_predictions(calls[0])
                                if calls and not problems else []),
         "problems": problems,

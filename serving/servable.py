@@ -3,9 +3,10 @@
 The local server (serving/local_server.py) holds one `Servable` per served version. Loading
 checks the signature against the contract TF Serving clients of this project rely on, with the
 same validator as the ServingCheck (serving/contract.py): a `serving_default` signature taking
-`text` (1-D strings) and returning `probabilities`, `label` and `classes`; then it runs one
-warm-up request, so a version that cannot predict is never swapped in and the first client
-request does not pay for tracing.
+`text` (1-D strings) and returning `probabilities`, `label` and `classes`; then it replays the
+model's warm-up requests as TF Serving does (serving/warmup.py; one request if it has none), so
+a version that cannot predict is never swapped in and no client request pays for an encoder
+shape's first call (an XLA compilation, in an XLA export).
 
 The version runs as TF Serving runs it: its `serve` MetaGraph loaded into a TF1 Session
 (SavedModelBundle) with the session's thread settings, one `Session.run` per batch. That
@@ -27,6 +28,7 @@ from tensorflow_serving.apis import get_model_metadata_pb2
 from serving.contract import (OUTPUTS, SERVE_TAG, SERVING_SIGNATURE, TEXT_INPUT,
                               signature_problems)
 from serving.model_probe import describe_signature
+from serving.warmup import WarmupFileError, read_warmup_requests
 
 _WARMUP_TEXT = b"warm-up"
 
@@ -84,7 +86,12 @@ class Servable:
         signature = meta_graph.signature_def[SERVING_SIGNATURE]
         self._feed = signature.inputs[TEXT_INPUT].name
         self._fetches = {name: signature.outputs[name].name for name in OUTPUTS}
-        self.run([_WARMUP_TEXT])
+        try:
+            for texts in read_warmup_requests(path) or [[_WARMUP_TEXT]]:
+                self.run(texts)
+        except WarmupFileError as error:
+            self._session.close()
+            raise ServableError(str(error)) from error
 
     def run(self, texts: Sequence[bytes]) -> Dict[str, np.ndarray]:
         return self._session.run(self._fetches,

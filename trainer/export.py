@@ -32,8 +32,12 @@ How a call runs (issue 13: what made a TF call cost ~8 ms more than ONNX Runtime
   signature) `FLOAT32_REFERENCE_FUNCTION`: the float32 weights' probabilities on serialized
   examples, with which the ServingCheck measures the variant's agreement on every push.
 
+The export also writes TF Serving's warm-up file, `assets.extra/tf_serving_warmup_requests`
+(serving/warmup.py): one `serving_default` request per encoder shape (`warmup_batches`), which
+the model server replays before the version takes traffic.
+
 The options the model was exported with are stored in `assets.extra/serving_options.json`
-(TF Serving ignores assets.extra except for its warm-up file) and returned by
+(TF Serving ignores assets.extra except for the warm-up file) and returned by
 `read_serving_options`.
 """
 from __future__ import annotations
@@ -55,6 +59,7 @@ from preprocessing.tokenization import BertTokenizerGraph
 from serving.contract import (CLASSES, EVAL_FEATURES_SIGNATURE, EXAMPLES_SIGNATURE,
                               FLOAT32_REFERENCE_FUNCTION, PREDICTED_LABEL, PROBABILITIES,
                               SERVING_OPTIONS_FILE, SERVING_SIGNATURE, TEXT_INPUT)
+from serving.warmup import write_warmup_requests
 
 PRECISIONS = ("float32", "bfloat16")
 # Ops that fill a lookup table: in a signature's function they run on every call.
@@ -287,6 +292,20 @@ def export_serving_model(classifier, tft_output: tft.TFTransformOutput, text_fea
     with keras_option_scope(save_traces=False):
         tf.saved_model.save(module, export_dir, signatures=signatures)
     write_serving_options(export_dir, options, tokenizer.max_seq_length)
+    write_warmup_requests(export_dir, warmup_batches(tokenizer.max_seq_length, options.group_size))
+
+
+def warmup_batches(max_seq_length: int, group_size: int) -> List[List[str]]:
+    """One batch of texts per encoder shape the signatures can run (rows 1, 2, 4, ...
+    group_size x widths 8, 16, ..., max_seq_length), for the warm-up file TF Serving replays
+    before a version takes traffic (serving/warmup.py): with XLA, each shape is a compilation.
+
+    A text of n one-letter words is n + 2 tokens with [CLS] and [SEP]: "a" is one wordpiece, or
+    one [UNK] in a vocabulary without it."""
+    widths = sorted({min(-(-length // TOKEN_BUCKET) * TOKEN_BUCKET, max_seq_length)
+                     for length in range(2, max_seq_length + 1)})
+    rows = [2 ** power for power in range(group_size.bit_length())]
+    return [[" ".join(["a"] * (width - 2))] * count for count in rows for width in widths]
 
 
 def write_serving_options(export_dir: str, options: ServingOptions,
