@@ -10,8 +10,9 @@ lacks or hide a loading problem:
   imports tensorflow_text (TF Serving links TF Text's ops), loads the model as the model server
   does (TF1 loader, tag "serve", SignatureDef tensors), replays its warm-up requests as the
   model server does before a version takes traffic (serving/warmup.py), and calls
-  `serving_default` on the request's batches of texts. One process for both: TensorFlow's import is most of a probe's
-  time, and the op list is taken before anything but TensorFlow is imported;
+  `serving_default` on the request's batches of texts. One process for both: TensorFlow's
+  import is most of a probe's time, and the op list is taken before anything but TensorFlow
+  is imported;
 - `compare_precision`: imports TensorFlow and tensorflow_text only, loads the model (TF2
   loader) and runs the request's serialized tf.Examples through `serving_examples` (the served
   precision) and through the model's float32 reference function (serving/contract.py), returning
