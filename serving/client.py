@@ -18,8 +18,8 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import requests
 
-from serving.contract import (CLASSES, PREDICTED_LABEL, PROBABILITIES, SERVING_SIGNATURE,
-                              TEXT_INPUT, text_bytes)
+from serving.contract import (CLASSES, PREDICTED_LABEL, PROBABILITIES, TEXT_INPUT, text_bytes,
+                              text_predict_request)
 from serving.results import label_results
 
 DEFAULT_TIMEOUT_SECONDS = 30.0
@@ -117,13 +117,9 @@ class GrpcClient:
     def predict_outputs(self, texts: Sequence[str]) -> Dict[str, Any]:
         """The signature's outputs as numpy arrays."""
         import tensorflow as tf  # pylint: disable=import-outside-toplevel
-        from tensorflow_serving.apis import predict_pb2  # pylint: disable=import-outside-toplevel
-        request = predict_pb2.PredictRequest()
-        self._spec(request.model_spec)
-        request.model_spec.signature_name = SERVING_SIGNATURE
-        request.inputs[TEXT_INPUT].CopyFrom(
-            tf.make_tensor_proto([text_bytes(text, index) for index, text in enumerate(texts)],
-                                dtype=tf.string))
+        request = text_predict_request(
+            [text_bytes(text, index) for index, text in enumerate(texts)], self.model_name,
+            self.version)
         response = self._call(self._predictions.Predict, request)
         return {name: tf.make_ndarray(tensor) for name, tensor in response.outputs.items()}
 

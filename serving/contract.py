@@ -83,6 +83,23 @@ def text_bytes(text: str, index: Optional[int] = None) -> bytes:
                                "a text must be valid Unicode (UTF-8)") from None
 
 
+def text_predict_request(texts: Sequence[bytes], model_name: str = "",
+                         version: Optional[int] = None,
+                         signature_name: str = SERVING_SIGNATURE):
+    """The Predict request of the raw-text contract: input `text`, a 1-D string tensor of
+    `texts`. TensorFlow and tensorflow-serving-api are imported here, not with this module."""
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    from tensorflow_serving.apis import predict_pb2  # pylint: disable=import-outside-toplevel
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = model_name
+    if version is not None:
+        request.model_spec.version.value = version
+    request.model_spec.signature_name = signature_name
+    request.inputs[TEXT_INPUT].CopyFrom(tf.make_tensor_proto(list(texts), dtype=tf.string,
+                                                             shape=[len(texts)]))
+    return request
+
+
 # ----------------------------------------------------------------------- version directories
 
 

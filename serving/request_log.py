@@ -32,7 +32,7 @@ import numpy as np
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 
-from serving.contract import SERVE_TAG, SERVING_SIGNATURE, TEXT_INPUT
+from serving.contract import SERVE_TAG, SERVING_SIGNATURE, text_predict_request
 
 _LOG = logging.getLogger(__name__)
 
@@ -193,13 +193,7 @@ def predict_log_from_texts(model_name: str, requested_version: Optional[int],
                            sampling_rate: float) -> prediction_log_pb2.PredictionLog:
     """A PredictionLog of a REST predict call, as TF Serving logs one: the JSON request as the
     PredictRequest it converts it to (input `text`, a 1-D string tensor), and the response."""
-    request = predict_pb2.PredictRequest()
-    request.model_spec.name = model_name
-    if requested_version is not None:
-        request.model_spec.version.value = requested_version
-    request.model_spec.signature_name = signature_name
-    request.inputs[TEXT_INPUT].CopyFrom(tf.make_tensor_proto(list(texts), dtype=tf.string,
-                                                             shape=[len(texts)]))
+    request = text_predict_request(texts, model_name, requested_version, signature_name)
     response = predict_pb2.PredictResponse()
     response.model_spec.name = model_name
     response.model_spec.version.value = used_version

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 from typing import List, Sequence
 
-from serving.contract import SERVING_SIGNATURE, TEXT_INPUT
+from serving.contract import SERVING_SIGNATURE, TEXT_INPUT, text_predict_request
 
 # TF Serving's fixed name (tensorflow_serving/servables/tensorflow/saved_model_warmup_util.cc);
 # it reads at most 1,000 records of it.
@@ -33,7 +33,7 @@ def write_warmup_requests(saved_model_dir: str, batches: Sequence[Sequence[str]]
     Written under a temporary name and renamed, so an interrupted export leaves no partial file
     that a model server would replay."""
     import tensorflow as tf
-    from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
+    from tensorflow_serving.apis import prediction_log_pb2
 
     if not 0 < len(batches) <= MAX_WARMUP_RECORDS:
         raise ValueError(f"a warm-up file holds 1 to {MAX_WARMUP_RECORDS} requests "
@@ -43,10 +43,7 @@ def write_warmup_requests(saved_model_dir: str, batches: Sequence[Sequence[str]]
     partial = path + ".partial"
     with tf.io.TFRecordWriter(partial) as writer:
         for texts in batches:
-            request = predict_pb2.PredictRequest()
-            request.model_spec.signature_name = SERVING_SIGNATURE
-            request.inputs[TEXT_INPUT].CopyFrom(
-                tf.make_tensor_proto([text.encode("utf-8") for text in texts], dtype=tf.string))
+            request = text_predict_request([text.encode("utf-8") for text in texts])
             log = prediction_log_pb2.PredictionLog(
                 predict_log=prediction_log_pb2.PredictLog(request=request))
             writer.write(log.SerializeToString())
