@@ -304,3 +304,43 @@ def test_mean_pooling_averages_the_texts_tokens_only_and_survives_the_serving_co
     copy = model.serving_copy(classifier, trainer_inputs.checkpoint, "float32")
     assert model.pooling_of(copy) == "mean"
     np.testing.assert_allclose(logits(copy, padded), logits(classifier, padded), atol=1e-6)
+
+
+def test_layer_wise_decay_scales_each_layers_first_step_by_its_depth(tiny_bert):
+    """One Adam step from the same weights, with and without layer-wise decay: each variable
+    moves by its depth's factor (head 1, encoder layer 0 d, embeddings d**2 with the tiny
+    BERT's one layer), through the dense update and the embeddings' sparse one."""
+    from trainer import model, optimizer
+    decay = 0.5
+    batch = {"input_ids": tf.constant([[2, 5, 6, 3], [2, 7, 3, 0]], tf.int32)}
+    batch["input_mask"] = tf.cast(batch["input_ids"] > 0, tf.int32)
+    batch["input_type_ids"] = tf.zeros_like(batch["input_ids"])
+    labels = tf.constant([0, 1])
+
+    def step_sizes(layer_lr_decay):
+        tf.keras.utils.set_random_seed(7)
+        classifier = model.build_classifier(str(tiny_bert), 2, dropout=0.0)
+        before = [weight.numpy() for weight in classifier.trainable_weights]
+        model.compile_classifier(classifier, 1e-3, train_steps=10, warmup_steps=0,
+                                 weight_decay=0.01, jit_compile=False,
+                                 layer_lr_decay=layer_lr_decay)
+        classifier.train_on_batch(batch, labels)
+        return {weight.name: np.abs(weight.numpy() - start) for weight, start
+                in zip(classifier.trainable_weights, before)}
+
+    plain, decayed = step_sizes(1.0), step_sizes(decay)
+    layers = 1
+    depths = set()
+    for name, moved in plain.items():
+        if "/key/bias" in name:
+            continue  # softmax ignores a shift shared by all keys: its gradient is exactly 0
+        depth = optimizer.depth_of(name, layers)
+        depths.add(depth)
+        touched = moved > 1e-7  # an embedding row no text used does not move at all
+        assert touched.any(), name
+        ratio = np.median(decayed[name][touched] / moved[touched])
+        assert ratio == pytest.approx(decay ** (layers + 1 - depth), rel=0.05), name
+    assert depths == {0, 1, 2}  # embeddings, the layer and the head were all seen
+    from trainer.config import TrainingConfig
+    with pytest.raises(ValueError, match="layer_lr_decay must be in"):
+        TrainingConfig(layer_lr_decay=0.0)

@@ -48,6 +48,9 @@ class TrainingConfig:
     learning_rate: float = 5e-5
     warmup_fraction: float = 0.1  # of all training steps; then linear decay to 0
     weight_decay: float = 0.01
+    # Layer-wise learning-rate decay (trainer/optimizer.py): each encoder layer down from the
+    # head trains at this factor of the rate above it; 1: one rate for all.
+    layer_lr_decay: float = 1.0
     dropout: float = 0.1
     # The head reads the [CLS] token's hidden state, or the mean over the text's tokens (what
     # sentence-embedding checkpoints such as all-MiniLM-L6-v2 were trained to represent).
@@ -89,6 +92,9 @@ class TrainingConfig:
         check_at_least(self, ("learning_rate", "weight_decay", "dropout", "warmup_fraction",
                               "validation_fraction", "early_stopping_patience",
                               "early_stopping_min_delta"), 0)
+        if not 0 < self.layer_lr_decay <= 1:
+            raise ConfigError(f"layer_lr_decay must be in (0, 1] (1: no decay), got "
+                              f"{self.layer_lr_decay}")
         if self.warmup_fraction > 1 or self.dropout >= 1 or self.validation_fraction >= 0.5:
             raise ConfigError(f"warmup_fraction must be in [0, 1], dropout in [0, 1) and "
                               f"validation_fraction in [0, 0.5), got {self.warmup_fraction}, "

@@ -81,7 +81,8 @@ def compile_for(classifier: keras.Model, training: TrainingConfig, train_steps: 
     model.compile_classifier(
         classifier, training.learning_rate, train_steps,
         warmup_steps=int(train_steps * training.warmup_fraction),
-        weight_decay=training.weight_decay, jit_compile=training.xla)
+        weight_decay=training.weight_decay, jit_compile=training.xla,
+        layer_lr_decay=training.layer_lr_decay)
 
 
 def best_epoch_callback(training: TrainingConfig) -> keras.callbacks.EarlyStopping:

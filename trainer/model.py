@@ -3,9 +3,9 @@
 The encoder is transformers' TFBertModel (tf-keras), loaded from the pipeline's checkpoint
 artifact; the head is dropout + a dense layer on the [CLS] token's final hidden state, or on
 the mean of the text's token states (`pooling="mean"`, padding excluded). Not on BERT's pooler,
-which sentence-embedding checkpoints such as all-MiniLM-L6-v2 do not train. AdamW with
-linear warm-up and linear decay comes from transformers' `create_optimizer`. A classifier can
-start from the weights of an exported model instead (`warm_start`): retraining on new data
+which sentence-embedding checkpoints such as all-MiniLM-L6-v2 do not train. The optimizer
+(AdamW, warm-up and decay, optionally layer-wise) comes from trainer/optimizer.py. A classifier
+can start from the weights of an exported model instead (`warm_start`): retraining on new data
 continues from the last blessed model.
 
 Importing this module also keeps AutoGraph from converting tf-keras's and transformers' code
@@ -116,12 +116,14 @@ def serving_copy(classifier: keras.Model, checkpoint_dir: str, precision: str = 
 
 
 def compile_classifier(model: keras.Model, learning_rate: float, train_steps: int,
-                       warmup_steps: int, weight_decay: float, jit_compile: bool) -> None:
-    from transformers import create_optimizer
-    optimizer, _ = create_optimizer(
-        init_lr=learning_rate, num_train_steps=max(train_steps, 1),
-        num_warmup_steps=warmup_steps, weight_decay_rate=weight_decay)
-    model.compile(optimizer=optimizer,
+                       warmup_steps: int, weight_decay: float, jit_compile: bool,
+                       layer_lr_decay: float = 1.0) -> None:
+    from trainer import optimizer
+    encoder = model.get_layer("bert")
+    model.compile(optimizer=optimizer.create(
+                      learning_rate, train_steps, warmup_steps, weight_decay,
+                      num_layers=encoder.config.num_hidden_layers,
+                      layer_lr_decay=layer_lr_decay),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
                   jit_compile=jit_compile)
